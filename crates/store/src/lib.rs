@@ -1,1 +1,362 @@
-//! store
+//! mailhop's durable state for ONE server: the **mail box** (accepted messages
+//! and their recipients, Pending/Held/Dead), the **mail files** (folders, IMAP
+//! UIDs, flags, bodies) and the **routing event log**.
+//!
+//! Everything goes through [`Store`], the boundary a PostgreSQL backend can
+//! implement later: no SQLite type appears in this API. The store records what
+//! it is told; it knows no SMTP and no routing rule.
+//!
+//! Durability: one SQLite file `<dir>/mailhop.db` in WAL mode with
+//! `synchronous=FULL`. Every write is a request to ONE writer thread, which
+//! runs all requests waiting at that moment in one transaction (group commit,
+//! a SAVEPOINT each so a failing request rolls back alone) and answers them
+//! after the commit: an `async` write that returns `Ok` is on disk. Reads use
+//! their own read-only connections and never wait for the writer; another
+//! process (`mailhop mailfile`) can read the same file with
+//! [`Store::open_read_only`] while the server runs.
+//!
+//! Choices the API leaves open:
+//! - Releasing a Held or Dead message (`set_state(id, Pending, _)`) puts every
+//!   Failed or Pending recipient back to a fresh Pending (no attempts, no retry
+//!   time, no error): the router routes the original recipients again.
+//!   Delivered/transferred recipients stay done. A message left with no
+//!   Pending recipient is removed.
+//! - A settlement for a message no longer in the mail box (an administrator
+//!   deleted it) records nothing and says `gone`.
+//! - Mail file names are keys, compared case-insensitively. Read calls on a
+//!   mail file that does not exist yet see no folders and no usage;
+//!   [`Store::ensure_mailfile`] creates it (IMAP/POP3 call it at login).
+//! - `expunge(.., Some(uids))` removes those of `uids` that are `\Deleted`
+//!   (IMAP UID EXPUNGE).
+//! - All times are Unix milliseconds.
+
+mod error;
+mod events;
+mod headers;
+mod mailbox;
+mod mailfile;
+mod readers;
+mod schema;
+mod types;
+mod writer;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+pub use error::StoreError;
+pub use types::{
+    ChangeKind, Delivery, EventQuery, FlagOp, Flags, FolderInfo, Incoming, MailBoxCounts,
+    MailEntry, MailFileChange, MessageId, MessageKind, MessageState, MessageSummary, QueuedMessage,
+    QueuedRecipient, RecipientStatus, RecipientUpdate, RoutingEvent, SettleOutcome, Settlement,
+    SpecialUse,
+};
+
+use mailfile::PreparedDelivery;
+use readers::Readers;
+use writer::{Tx, Writer};
+
+/// Changes kept for slow subscribers before they see `Lagged`.
+const CHANGE_BACKLOG: usize = 4096;
+
+/// The store of one server. Cheap to clone; the file closes when the last
+/// clone is dropped (after the writes already queued are committed).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// `None` for a read-only store.
+    writer: Option<Writer>,
+    readers: Readers,
+    changes: broadcast::Sender<MailFileChange>,
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating the folder, the file and the schema as needed.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let conn = schema::open_writer(dir)?;
+        let path = schema::db_path(dir);
+        let reader = schema::open_reader(&path)?;
+        let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
+        let writer = Writer::spawn(conn, changes.clone())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                writer: Some(writer),
+                readers: Readers::new(path, reader),
+                changes,
+            }),
+        })
+    }
+
+    /// Opens an existing store for reading only, e.g. while its server runs.
+    /// Writes return [`StoreError::ReadOnly`].
+    pub fn open_read_only(dir: &Path) -> Result<Store, StoreError> {
+        let path = schema::db_path(dir);
+        let reader = schema::open_reader(&path)?;
+        schema::check_version(&reader, &path)?;
+        let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                writer: None,
+                readers: Readers::new(path, reader),
+                changes,
+            }),
+        })
+    }
+
+    async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> error::Res<T> + Send + 'static,
+    {
+        match &self.inner.writer {
+            Some(writer) => writer.submit(op).await,
+            None => Err(StoreError::ReadOnly),
+        }
+    }
+
+    // ---- mail box ----
+
+    /// Puts a message in the mail box; durable when this returns `Ok` (group
+    /// commit). Recipients keep their order, each address once (case-insensitive).
+    pub async fn accept(&self, msg: Incoming) -> Result<QueuedMessage, StoreError> {
+        self.write(move |tx| mailbox::insert(tx.conn, msg)).await
+    }
+
+    /// Every Pending message with its recipients whose outcome is not final
+    /// (for the router at start-up), by id.
+    pub fn pending(&self) -> Result<Vec<QueuedMessage>, StoreError> {
+        self.inner.readers.read(mailbox::pending)
+    }
+
+    /// One mail box entry with all its recipients.
+    pub fn message(&self, id: MessageId) -> Result<Option<QueuedMessage>, StoreError> {
+        self.inner.readers.read(|conn| mailbox::message(conn, id))
+    }
+
+    /// Records what happened to recipients of messages: each `Settlement` is
+    /// atomic (outcomes, deliveries, new messages, events, state), and the whole
+    /// call commits together, or fails as a whole with the first error.
+    pub async fn settle(&self, batch: Vec<Settlement>) -> Result<Vec<SettleOutcome>, StoreError> {
+        // Header fields are read here, on the caller's task, to keep the writer lean.
+        let prepared: Vec<_> = batch
+            .into_iter()
+            .map(|mut s| {
+                let deliveries = std::mem::take(&mut s.deliveries)
+                    .into_iter()
+                    .map(PreparedDelivery::new)
+                    .collect::<Vec<_>>();
+                (s, deliveries)
+            })
+            .collect();
+        self.write(move |tx| {
+            prepared
+                .into_iter()
+                .map(|(settlement, deliveries)| mailbox::settle(tx, settlement, deliveries))
+                .collect()
+        })
+        .await
+    }
+
+    /// Mail box entries in `state` (all with `None`), by id, for the console.
+    pub fn list(&self, state: Option<MessageState>) -> Result<Vec<MessageSummary>, StoreError> {
+        self.inner.readers.read(|conn| mailbox::list(conn, state))
+    }
+
+    /// Holds, kills (`Dead`) or releases (`Pending`) a message; false if there is
+    /// no such message. See the crate documentation for what release resets.
+    pub async fn set_state(
+        &self,
+        id: MessageId,
+        state: MessageState,
+        reason: Option<String>,
+    ) -> Result<bool, StoreError> {
+        self.write(move |tx| mailbox::set_state(tx.conn, id, state, reason))
+            .await
+    }
+
+    /// Removes a message from the mail box; false if there was none.
+    pub async fn delete(&self, id: MessageId) -> Result<bool, StoreError> {
+        self.write(move |tx| mailbox::delete(tx.conn, id)).await
+    }
+
+    /// Mail box gauges for `show stat` / `show server`.
+    pub fn counts(&self) -> Result<MailBoxCounts, StoreError> {
+        self.inner.readers.read(mailbox::counts)
+    }
+
+    // ---- mail files ----
+
+    /// Bytes stored in the mail file, all folders (quota); a running total.
+    pub fn mailfile_usage(&self, mail_file: &str) -> Result<u64, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailfile::usage(conn, mail_file))
+    }
+
+    /// Creates the mail file with its default folders if it does not exist;
+    /// returns its folders.
+    pub async fn ensure_mailfile(&self, mail_file: &str) -> Result<Vec<FolderInfo>, StoreError> {
+        let mail_file = mail_file.to_owned();
+        self.write(move |tx| mailfile::ensure(tx, &mail_file)).await
+    }
+
+    /// The mail file's folders, Inbox first, then by name.
+    pub fn folders(&self, mail_file: &str) -> Result<Vec<FolderInfo>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailfile::folder_infos(conn, mail_file, None))
+    }
+
+    pub fn folder(&self, mail_file: &str, folder: &str) -> Result<Option<FolderInfo>, StoreError> {
+        let name = mailfile::folder_name(folder)?;
+        self.inner
+            .readers
+            .read(|conn| Ok(mailfile::folder_infos(conn, mail_file, Some(&name))?.pop()))
+    }
+
+    pub async fn create_folder(
+        &self,
+        mail_file: &str,
+        folder: &str,
+        special_use: Option<SpecialUse>,
+    ) -> Result<FolderInfo, StoreError> {
+        let (mail_file, folder) = (mail_file.to_owned(), folder.to_owned());
+        self.write(move |tx| mailfile::create_folder(tx, &mail_file, &folder, special_use))
+            .await
+    }
+
+    /// Deletes a folder and its messages; false if there was none. Inbox cannot be deleted.
+    pub async fn delete_folder(&self, mail_file: &str, folder: &str) -> Result<bool, StoreError> {
+        let (mail_file, folder) = (mail_file.to_owned(), folder.to_owned());
+        self.write(move |tx| mailfile::delete_folder(tx, &mail_file, &folder))
+            .await
+    }
+
+    /// Renames a folder and the folders under it (`from/...`). Renaming Inbox
+    /// moves its messages into the new folder and leaves Inbox empty.
+    pub async fn rename_folder(
+        &self,
+        mail_file: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<(), StoreError> {
+        let (mail_file, from, to) = (mail_file.to_owned(), from.to_owned(), to.to_owned());
+        self.write(move |tx| mailfile::rename_folder(tx, &mail_file, &from, &to))
+            .await
+    }
+
+    pub async fn set_subscribed(
+        &self,
+        mail_file: &str,
+        folder: &str,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        let (mail_file, folder) = (mail_file.to_owned(), folder.to_owned());
+        self.write(move |tx| mailfile::set_subscribed(tx, &mail_file, &folder, on))
+            .await
+    }
+
+    /// The folder's messages without bodies, by UID ascending.
+    pub fn messages(&self, mail_file: &str, folder: &str) -> Result<Vec<MailEntry>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailfile::messages(conn, mail_file, folder))
+    }
+
+    /// One message as stored (RFC 5322); `None` if the folder has no such UID.
+    pub fn message_body(
+        &self,
+        mail_file: &str,
+        folder: &str,
+        uid: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailfile::message_body(conn, mail_file, folder, uid))
+    }
+
+    /// IMAP APPEND into an existing folder.
+    pub async fn append(
+        &self,
+        mail_file: &str,
+        folder: &str,
+        data: Vec<u8>,
+        flags: Flags,
+        internal_date: i64,
+    ) -> Result<MailEntry, StoreError> {
+        let prepared = PreparedDelivery::new(Delivery {
+            mail_file: mail_file.to_owned(),
+            folder: folder.to_owned(),
+            data,
+            internal_date,
+            route_servers: Vec::new(),
+            route_times: Vec::new(),
+            flags,
+        });
+        self.write(move |tx| mailfile::append(tx, prepared)).await
+    }
+
+    /// IMAP STORE: returns the new flags of every UID that exists, by UID.
+    pub async fn set_flags(
+        &self,
+        mail_file: &str,
+        folder: &str,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Flags,
+    ) -> Result<Vec<(u32, Flags)>, StoreError> {
+        let (mail_file, folder) = (mail_file.to_owned(), folder.to_owned());
+        let uids: BTreeSet<u32> = uids.iter().copied().collect();
+        self.write(move |tx| mailfile::set_flags(tx, &mail_file, &folder, &uids, op, &flags))
+            .await
+    }
+
+    /// Removes `\Deleted` messages (all, or those of `uids`); returns the UIDs removed.
+    /// UIDNEXT does not go back.
+    pub async fn expunge(
+        &self,
+        mail_file: &str,
+        folder: &str,
+        uids: Option<&[u32]>,
+    ) -> Result<Vec<u32>, StoreError> {
+        let (mail_file, folder) = (mail_file.to_owned(), folder.to_owned());
+        let uids: Option<BTreeSet<u32>> = uids.map(|u| u.iter().copied().collect());
+        self.write(move |tx| mailfile::expunge(tx, &mail_file, &folder, uids.as_ref()))
+            .await
+    }
+
+    /// IMAP COPY, or MOVE with `remove`: returns `(old uid, new uid)` of each
+    /// message that existed, by old UID.
+    pub async fn copy(
+        &self,
+        mail_file: &str,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+        remove: bool,
+    ) -> Result<Vec<(u32, u32)>, StoreError> {
+        let (mail_file, from, to) = (mail_file.to_owned(), from.to_owned(), to.to_owned());
+        let uids: BTreeSet<u32> = uids.iter().copied().collect();
+        self.write(move |tx| mailfile::copy(tx, &mail_file, &from, &uids, &to, remove))
+            .await
+    }
+
+    /// Every committed mail-file change of this store from now on. A read-only
+    /// store sees none. A receiver that falls more than 4096 changes behind gets
+    /// `Lagged` and should re-read what it shows.
+    pub fn subscribe(&self) -> broadcast::Receiver<MailFileChange> {
+        self.inner.changes.subscribe()
+    }
+
+    // ---- routing events ----
+
+    /// Routing events matching every filter of `q`, oldest first.
+    pub fn events(&self, q: &EventQuery) -> Result<Vec<RoutingEvent>, StoreError> {
+        self.inner.readers.read(|conn| events::query(conn, q))
+    }
+}

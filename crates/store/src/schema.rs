@@ -1,0 +1,235 @@
+//! The SQLite file: connection settings and the schema with its migrations.
+//! Owns table layout; knows nothing of what the rows mean to the router.
+//!
+//! Claiming work is done today by the one process holding the mail box in
+//! memory; the `messages` table keeps integer keys and a state column so a
+//! lease (`lease_owner`, `lease_until`) can be added by a later migration
+//! without changing any other table.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::StoreError;
+
+/// The database file inside the store folder.
+pub(crate) const FILE_NAME: &str = "mailhop.db";
+
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const STATEMENT_CACHE: usize = 64;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- The mail box: one row per accepted message, its body stored once.
+CREATE TABLE messages (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    state       INTEGER NOT NULL,
+    reason      TEXT,
+    sender      TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    kind        INTEGER NOT NULL,
+    hop_count   INTEGER NOT NULL,
+    origin      TEXT NOT NULL,
+    message_id  TEXT,
+    subject     TEXT,
+    size        INTEGER NOT NULL,
+    data        BLOB NOT NULL
+);
+CREATE INDEX messages_state ON messages(state);
+
+-- Each address once per message (addr_key = lower-cased address), in order (seq).
+CREATE TABLE recipients (
+    message      INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    addr_key     TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    address      TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER,
+    last_error   TEXT,
+    queue        TEXT,
+    PRIMARY KEY (message, addr_key)
+) WITHOUT ROWID;
+
+-- Mail files: names are keys (case-insensitive), usage is the running byte total.
+CREATE TABLE mailfiles (
+    id    INTEGER PRIMARY KEY,
+    name  TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    usage INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE folders (
+    id          INTEGER PRIMARY KEY,
+    mailfile    INTEGER NOT NULL REFERENCES mailfiles(id),
+    name        TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uidnext     INTEGER NOT NULL,
+    subscribed  INTEGER NOT NULL,
+    special_use INTEGER,
+    UNIQUE (mailfile, name)
+);
+
+-- Metadata apart from bodies so listing a folder never reads a body.
+CREATE TABLE entries (
+    id            INTEGER PRIMARY KEY,
+    folder        INTEGER NOT NULL REFERENCES folders(id),
+    uid           INTEGER NOT NULL,
+    flags         INTEGER NOT NULL,
+    keywords      TEXT NOT NULL,
+    internal_date INTEGER NOT NULL,
+    size          INTEGER NOT NULL,
+    message_id    TEXT,
+    sender        TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    date          INTEGER,
+    route_servers TEXT NOT NULL,
+    route_times   TEXT NOT NULL,
+    UNIQUE (folder, uid)
+);
+
+CREATE TABLE bodies (
+    entry INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+    data  BLOB NOT NULL
+);
+
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY,
+    time       INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    sender     TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    server     TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    detail     TEXT NOT NULL,
+    hop        INTEGER NOT NULL,
+    size       INTEGER NOT NULL
+);
+CREATE INDEX events_time ON events(time);
+CREATE INDEX events_message_id ON events(message_id);
+"#];
+
+fn open_error(path: &Path, reason: impl ToString) -> StoreError {
+    StoreError::Open {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+pub(crate) fn db_path(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
+
+/// Opens (creating if needed) the write connection and brings the schema up to date.
+pub(crate) fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| open_error(dir, e))?;
+    let path = db_path(dir);
+    let conn = Connection::open(&path).map_err(|e| open_error(&path, e))?;
+    configure(&conn, true).map_err(|e| open_error(&path, e))?;
+    migrate(&conn, &path)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection to an existing store and checks its schema.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    if !path.is_file() {
+        return Err(open_error(path, "no mailhop store there"));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+    configure(&conn, false).map_err(|e| open_error(path, e))?;
+    Ok(conn)
+}
+
+/// Fails unless the schema is one this code reads.
+pub(crate) fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let found = version(conn).map_err(|e| open_error(path, e))?;
+    let known = known_version();
+    if found > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.display().to_string(),
+            found,
+            known,
+        });
+    }
+    if found < known {
+        return Err(open_error(path, "the store was never fully created"));
+    }
+    Ok(())
+}
+
+fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if writer {
+        // journal_mode answers with a row: read it rather than execute.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+    }
+    Ok(())
+}
+
+fn known_version() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    let has_table: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(0);
+    }
+    Ok(conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let fail = |e: rusqlite::Error| open_error(path, format!("schema migration: {e}"));
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+    match run_migrations(conn, path) {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(fail),
+        Err(e) => {
+            // The error that matters is the migration's; a failed rollback changes nothing.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn run_migrations(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let fail = |e: rusqlite::Error| open_error(path, format!("schema migration: {e}"));
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(fail)?;
+    let current = version(conn).map_err(fail)?;
+    let known = known_version();
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.display().to_string(),
+            found: current,
+            known,
+        });
+    }
+    if current == known {
+        return Ok(());
+    }
+    let done = usize::try_from(current).unwrap_or(0);
+    for sql in MIGRATIONS.iter().skip(done) {
+        conn.execute_batch(sql).map_err(fail)?;
+    }
+    conn.execute("DELETE FROM schema_version", [])
+        .map_err(fail)?;
+    conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [known])
+        .map_err(fail)?;
+    Ok(())
+}
