@@ -1,1 +1,109 @@
-//! directory
+//! The mailhop directory (SPEC §2): the documents every routing decision
+//! reads, loaded from a TOML file or a folder of TOML files, validated as a
+//! whole (every problem reported as `FILE:LINE: field: reason`), with typed
+//! values (sizes, durations, schedules, patterns, relay hosts, Notes names)
+//! and O(1) name lookups. This crate does no network or store I/O; it reads
+//! the directory files and nothing else.
+//!
+//! API note: documents carry `file: Arc<Path>` beside `line`, so an error
+//! found later can name both. Field paths count documents across all files
+//! of a folder (`person[3]` is `Directory::persons[3]`).
+
+mod config;
+mod directory;
+mod docs;
+mod error;
+mod keywords;
+mod names;
+mod parse;
+mod patterns;
+mod reader;
+mod relay;
+mod size;
+mod time;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use config::{
+    Config, ConfigTarget, ConfigurationDoc, Inbound, InboundDoc, Outbound, OutboundDoc, Rule,
+    RuleAction, RuleCondition,
+};
+pub use directory::{Directory, EntryRef};
+pub use docs::{
+    AdjacentDomain, ConnectionDoc, DebugSettings, DomainDoc, ForeignSmtpDomain, GlobalDomain,
+    Group, Listen, MailIn, NonAdjacentDomain, Person, ServerDoc, TlsFiles,
+};
+pub use error::{DirectoryError, DirectoryErrors, ValueError};
+pub use keywords::{
+    AddressLookup, ConnectionType, HostNameResolution, InternetAuth, LocalPartFrom,
+    RelayEnforcement, SmtpAuth, SmtpReachable, SmtpWithinLocalDomain,
+};
+pub use names::NotesName;
+pub use patterns::{Cidr, DomainPattern, HostPattern, ListEntry};
+pub use relay::{RelayHost, RelayHosts, RelayTarget};
+pub use size::Size;
+pub use time::{DaySet, Schedule, TimeWindow, Weekday, format_duration, parse_duration};
+
+use parse::Builder;
+
+/// Parses a directory from text; `file` names it in errors, and its folder is
+/// the base for relative paths.
+pub fn parse_str(text: &str, file: &Path) -> Result<Directory, DirectoryErrors> {
+    let mut builder = Builder::new(folder_of(file));
+    builder.add_file(file, text);
+    builder.finish(file, Vec::new())
+}
+
+/// Loads a directory file, or a folder of `*.toml` files read in name order
+/// (their documents concatenated; `[domain]` and `[global_domain]` in one
+/// file only).
+pub fn load(path: &Path) -> Result<Directory, DirectoryErrors> {
+    let unreadable = |reason: String| {
+        DirectoryErrors(vec![DirectoryError {
+            file: path.to_path_buf(),
+            line: 0,
+            field: "file".to_owned(),
+            reason,
+        }])
+    };
+    let metadata = fs::metadata(path).map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    let mut sources = Vec::new();
+    let (files, base_dir) = if metadata.is_dir() {
+        sources.push((path.to_path_buf(), modified(&metadata)));
+        let mut files: Vec<PathBuf> = fs::read_dir(path)
+            .map_err(|e| unreadable(format!("cannot list the folder: {e}")))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(unreadable("no *.toml files in this folder".to_owned()));
+        }
+        (files, path.to_path_buf())
+    } else {
+        (vec![path.to_path_buf()], folder_of(path))
+    };
+    let mut builder = Builder::new(base_dir);
+    for file in files {
+        let read = fs::metadata(&file).and_then(|m| Ok((m, fs::read_to_string(&file)?)));
+        match read {
+            Ok((metadata, text)) => {
+                builder.add_file(&file, &text);
+                sources.push((file, modified(&metadata)));
+            }
+            Err(e) => builder.file_error(&file, "file", format!("cannot read: {e}")),
+        }
+    }
+    builder.finish(path, sources)
+}
+
+fn folder_of(file: &Path) -> PathBuf {
+    file.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn modified(metadata: &fs::Metadata) -> SystemTime {
+    metadata.modified().unwrap_or(UNIX_EPOCH)
+}

@@ -1,0 +1,414 @@
+//! Configuration settings: `[[configuration]]` documents as written
+//! (`ConfigurationDoc`, every field optional) and the complete `Config` of one
+//! server, merged field by field: SPEC §2 defaults, then `server = "*"`, then
+//! the server's own document. Owns the merge and the defaults.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::ValueError;
+use crate::keywords::{
+    AddressLookup, HostNameResolution, RelayEnforcement, SmtpReachable, SmtpWithinLocalDomain,
+};
+use crate::names::NotesName;
+use crate::patterns::{HostPattern, ListEntry};
+use crate::relay::RelayHosts;
+use crate::size::Size;
+use crate::time::TimeWindow;
+
+/// Which servers a configuration document is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ConfigTarget {
+    /// `server = "*"`: the defaults of every server.
+    AllServers,
+    Server(NotesName),
+}
+
+/// What a server mail rule does (SPEC §2 `action`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RuleAction {
+    /// `reject`: don't accept the message.
+    Reject,
+    /// `hold`: routing state held.
+    Hold,
+    /// `drop`: don't deliver.
+    Drop,
+    /// `drop-and-report`: don't deliver, send a failure report.
+    DropAndReport,
+    /// `journal`: send a copy to the configuration's `journal_to`.
+    Journal,
+    /// `copy-to:ADDR`.
+    CopyTo(String),
+    /// `move-to:MAILFILE`.
+    MoveTo(String),
+    /// `stop`: no later rule acts.
+    Stop,
+}
+
+impl FromStr for RuleAction {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let target = |prefix: &str| {
+            s.get(..prefix.len())
+                .filter(|p| p.eq_ignore_ascii_case(prefix))
+                .and_then(|_| s.get(prefix.len()..))
+                .map(str::trim)
+        };
+        let action = match s.to_ascii_lowercase().as_str() {
+            "reject" => RuleAction::Reject,
+            "hold" => RuleAction::Hold,
+            "drop" => RuleAction::Drop,
+            "drop-and-report" => RuleAction::DropAndReport,
+            "journal" => RuleAction::Journal,
+            "stop" => RuleAction::Stop,
+            _ => match (target("copy-to:"), target("move-to:")) {
+                (Some(""), _) | (_, Some("")) => {
+                    return Err(ValueError::new(format!(
+                        "{s:?}: the target after ':' is missing"
+                    )));
+                }
+                (Some(address), _) => RuleAction::CopyTo(address.to_owned()),
+                (_, Some(mail_file)) => RuleAction::MoveTo(mail_file.to_owned()),
+                (None, None) => {
+                    return Err(ValueError::new(format!(
+                        "{s:?} is not a rule action: \"reject\", \"hold\", \"drop\", \
+                         \"drop-and-report\", \"journal\", \"copy-to:ADDR\", \"move-to:MAILFILE\" or \"stop\""
+                    )));
+                }
+            },
+        };
+        Ok(action)
+    }
+}
+
+impl fmt::Display for RuleAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleAction::Reject => f.write_str("reject"),
+            RuleAction::Hold => f.write_str("hold"),
+            RuleAction::Drop => f.write_str("drop"),
+            RuleAction::DropAndReport => f.write_str("drop-and-report"),
+            RuleAction::Journal => f.write_str("journal"),
+            RuleAction::CopyTo(a) => write!(f, "copy-to:{a}"),
+            RuleAction::MoveTo(m) => write!(f, "move-to:{m}"),
+            RuleAction::Stop => f.write_str("stop"),
+        }
+    }
+}
+
+/// The `when` of a rule: every condition given must hold (text ignores case).
+/// No condition: the rule matches every message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RuleCondition {
+    pub subject_contains: Option<String>,
+    pub sender: Option<String>,
+    pub recipient: Option<String>,
+    pub size_over: Option<Size>,
+    pub header: Option<String>,
+}
+
+/// `[[configuration.rule]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub when: RuleCondition,
+    pub action: RuleAction,
+    pub line: usize,
+}
+
+/// `[configuration.inbound]`, merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub relay_enforcement: RelayEnforcement,
+    pub internal_hosts: Vec<HostPattern>,
+    pub relay_exempt_hosts: Vec<HostPattern>,
+    pub authenticated_may_relay: bool,
+    pub allow_relay_to: Vec<ListEntry>,
+    pub deny_relay_to: Vec<ListEntry>,
+    pub allow_relay_from: Vec<ListEntry>,
+    pub deny_relay_from: Vec<ListEntry>,
+    pub deny_senders: Vec<ListEntry>,
+    pub allow_senders: Vec<ListEntry>,
+    pub deny_recipients: Vec<ListEntry>,
+    pub allow_recipients: Vec<ListEntry>,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Self {
+            relay_enforcement: RelayEnforcement::External,
+            internal_hosts: Vec::new(),
+            relay_exempt_hosts: Vec::new(),
+            authenticated_may_relay: true,
+            allow_relay_to: Vec::new(),
+            deny_relay_to: Vec::new(),
+            allow_relay_from: Vec::new(),
+            deny_relay_from: Vec::new(),
+            deny_senders: Vec::new(),
+            allow_senders: Vec::new(),
+            deny_recipients: Vec::new(),
+            allow_recipients: Vec::new(),
+        }
+    }
+}
+
+/// `[configuration.outbound]`, merged.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outbound {
+    pub deny_to: Vec<ListEntry>,
+    pub allow_to: Vec<ListEntry>,
+    pub allow_from: Vec<ListEntry>,
+    pub deny_from: Vec<ListEntry>,
+}
+
+/// The complete configuration of one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub smtp_outside_local_domain: bool,
+    pub smtp_within_local_domain: SmtpWithinLocalDomain,
+    pub smtp_reachable: SmtpReachable,
+    pub relay_host: RelayHosts,
+    pub host_name_resolution: HostNameResolution,
+    pub dns_servers: Vec<SocketAddr>,
+    pub outbound_smtp_port: u16,
+    pub address_lookup: AddressLookup,
+    pub mailboxes: u8,
+    pub max_hop_count: u32,
+    pub hold_undeliverable: bool,
+    pub journal_to: String,
+    pub verify_local_recipients: bool,
+    pub max_message_size: Size,
+    pub transfer_threads: u8,
+    pub max_concurrent_transfers: u8,
+    pub delivery_threads: u8,
+    pub initial_retry: Duration,
+    pub retry_cap: Duration,
+    pub expire_after: Duration,
+    pub low_priority_window: TimeWindow,
+    pub inbound: Inbound,
+    pub outbound: Outbound,
+    pub rules: Vec<Rule>,
+}
+
+impl Default for Config {
+    /// The defaults of SPEC §2.
+    fn default() -> Self {
+        Self {
+            smtp_outside_local_domain: false,
+            smtp_within_local_domain: SmtpWithinLocalDomain::Disabled,
+            smtp_reachable: SmtpReachable::Always,
+            relay_host: RelayHosts::default(),
+            host_name_resolution: HostNameResolution::Dns,
+            dns_servers: Vec::new(),
+            outbound_smtp_port: 25,
+            address_lookup: AddressLookup::FullnameThenLocalpart,
+            mailboxes: 1,
+            max_hop_count: 40,
+            hold_undeliverable: false,
+            journal_to: String::new(),
+            verify_local_recipients: true,
+            max_message_size: Size(25 << 20),
+            transfer_threads: 8,
+            max_concurrent_transfers: 4,
+            delivery_threads: 4,
+            initial_retry: Duration::from_secs(15 * 60),
+            retry_cap: Duration::from_secs(4 * 3600),
+            expire_after: Duration::from_secs(24 * 3600),
+            low_priority_window: TimeWindow::MIDNIGHT_TO_SIX,
+            inbound: Inbound::default(),
+            outbound: Outbound::default(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// `[configuration.inbound]` as written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InboundDoc {
+    pub relay_enforcement: Option<RelayEnforcement>,
+    pub internal_hosts: Option<Vec<HostPattern>>,
+    pub relay_exempt_hosts: Option<Vec<HostPattern>>,
+    pub authenticated_may_relay: Option<bool>,
+    pub allow_relay_to: Option<Vec<ListEntry>>,
+    pub deny_relay_to: Option<Vec<ListEntry>>,
+    pub allow_relay_from: Option<Vec<ListEntry>>,
+    pub deny_relay_from: Option<Vec<ListEntry>>,
+    pub deny_senders: Option<Vec<ListEntry>>,
+    pub allow_senders: Option<Vec<ListEntry>>,
+    pub deny_recipients: Option<Vec<ListEntry>>,
+    pub allow_recipients: Option<Vec<ListEntry>>,
+}
+
+/// `[configuration.outbound]` as written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboundDoc {
+    pub deny_to: Option<Vec<ListEntry>>,
+    pub allow_to: Option<Vec<ListEntry>>,
+    pub allow_from: Option<Vec<ListEntry>>,
+    pub deny_from: Option<Vec<ListEntry>>,
+}
+
+/// `[[configuration]]` as written: `None` for a field not given.
+/// `rules` given in a server's document replace those of `server = "*"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigurationDoc {
+    pub server: ConfigTarget,
+    pub smtp_outside_local_domain: Option<bool>,
+    pub smtp_within_local_domain: Option<SmtpWithinLocalDomain>,
+    pub smtp_reachable: Option<SmtpReachable>,
+    pub relay_host: Option<RelayHosts>,
+    pub host_name_resolution: Option<HostNameResolution>,
+    pub dns_servers: Option<Vec<SocketAddr>>,
+    pub outbound_smtp_port: Option<u16>,
+    pub address_lookup: Option<AddressLookup>,
+    pub mailboxes: Option<u8>,
+    pub max_hop_count: Option<u32>,
+    pub hold_undeliverable: Option<bool>,
+    pub journal_to: Option<String>,
+    pub verify_local_recipients: Option<bool>,
+    pub max_message_size: Option<Size>,
+    pub transfer_threads: Option<u8>,
+    pub max_concurrent_transfers: Option<u8>,
+    pub delivery_threads: Option<u8>,
+    pub initial_retry: Option<Duration>,
+    pub retry_cap: Option<Duration>,
+    pub expire_after: Option<Duration>,
+    pub low_priority_window: Option<TimeWindow>,
+    pub inbound: InboundDoc,
+    pub outbound: OutboundDoc,
+    pub rules: Option<Vec<Rule>>,
+    pub file: Arc<Path>,
+    pub line: usize,
+}
+
+macro_rules! overlay {
+    ($target:expr, $doc:expr; $($field:ident),+ $(,)?) => {
+        $(if let Some(value) = &$doc.$field {
+            $target.$field = value.clone();
+        })+
+    };
+}
+
+impl ConfigurationDoc {
+    /// A document for `server` with no field given.
+    pub fn empty(server: ConfigTarget, file: Arc<Path>, line: usize) -> Self {
+        Self {
+            server,
+            smtp_outside_local_domain: None,
+            smtp_within_local_domain: None,
+            smtp_reachable: None,
+            relay_host: None,
+            host_name_resolution: None,
+            dns_servers: None,
+            outbound_smtp_port: None,
+            address_lookup: None,
+            mailboxes: None,
+            max_hop_count: None,
+            hold_undeliverable: None,
+            journal_to: None,
+            verify_local_recipients: None,
+            max_message_size: None,
+            transfer_threads: None,
+            max_concurrent_transfers: None,
+            delivery_threads: None,
+            initial_retry: None,
+            retry_cap: None,
+            expire_after: None,
+            low_priority_window: None,
+            inbound: InboundDoc::default(),
+            outbound: OutboundDoc::default(),
+            rules: None,
+            file,
+            line,
+        }
+    }
+
+    /// Writes every field given in this document over `config`.
+    fn apply(&self, config: &mut Config) {
+        overlay!(config, self;
+            smtp_outside_local_domain, smtp_within_local_domain, smtp_reachable, relay_host,
+            host_name_resolution, dns_servers, outbound_smtp_port, address_lookup, mailboxes,
+            max_hop_count, hold_undeliverable, journal_to, verify_local_recipients,
+            max_message_size, transfer_threads, max_concurrent_transfers, delivery_threads,
+            initial_retry, retry_cap, expire_after, low_priority_window, rules,
+        );
+        overlay!(config.inbound, self.inbound;
+            relay_enforcement, internal_hosts, relay_exempt_hosts, authenticated_may_relay,
+            allow_relay_to, deny_relay_to, allow_relay_from, deny_relay_from, deny_senders,
+            allow_senders, deny_recipients, allow_recipients,
+        );
+        overlay!(config.outbound, self.outbound; deny_to, allow_to, allow_from, deny_from);
+    }
+}
+
+/// Merges the documents that apply to one server, least specific first, over
+/// the defaults. `max_concurrent_transfers` not given anywhere is half of
+/// `transfer_threads` (at least 1).
+pub(crate) fn merge<'a>(docs: impl IntoIterator<Item = &'a ConfigurationDoc>) -> Config {
+    let mut config = Config::default();
+    let mut concurrency_given = false;
+    for doc in docs {
+        doc.apply(&mut config);
+        concurrency_given |= doc.max_concurrent_transfers.is_some();
+    }
+    if !concurrency_given {
+        config.max_concurrent_transfers = (config.transfer_threads / 2).max(1);
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_actions() {
+        let cases = [
+            ("reject", RuleAction::Reject),
+            ("HOLD", RuleAction::Hold),
+            ("drop", RuleAction::Drop),
+            ("drop-and-report", RuleAction::DropAndReport),
+            ("journal", RuleAction::Journal),
+            (
+                "copy-to:audit@acme.com",
+                RuleAction::CopyTo("audit@acme.com".into()),
+            ),
+            (
+                "Move-To: mail/quarantine",
+                RuleAction::MoveTo("mail/quarantine".into()),
+            ),
+            ("stop", RuleAction::Stop),
+        ];
+        for (text, action) in cases {
+            let parsed: RuleAction = text.parse().unwrap();
+            assert_eq!(parsed, action);
+            assert_eq!(parsed.to_string().parse::<RuleAction>().unwrap(), action);
+        }
+        for bad in ["", "copy-to:", "move-to: ", "bounce", "copy-to"] {
+            assert!(bad.parse::<RuleAction>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = Config::default();
+        assert_eq!(c.max_message_size, "25MB".parse().unwrap());
+        assert_eq!(c.low_priority_window.to_string(), "00:00-06:00");
+        assert_eq!(
+            (
+                c.transfer_threads,
+                c.max_concurrent_transfers,
+                c.delivery_threads
+            ),
+            (8, 4, 4)
+        );
+        assert_eq!(c.initial_retry, Duration::from_secs(900));
+        assert!(c.inbound.authenticated_may_relay && c.verify_local_recipients);
+        assert_eq!(merge([]), c);
+    }
+}

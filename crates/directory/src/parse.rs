@@ -1,0 +1,997 @@
+//! Turns directory files into documents: every document type of SPEC §2 read
+//! field by field with `reader`, then the checks that span documents
+//! (references to servers, duplicates, per-server configuration). Owns
+//! validation; it reads no file itself and builds no lookup index.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use toml::de::DeTable;
+
+use crate::config::{
+    ConfigTarget, ConfigurationDoc, InboundDoc, OutboundDoc, Rule, RuleAction, RuleCondition,
+};
+use crate::directory::{Directory, Documents};
+use crate::docs::{
+    AdjacentDomain, ConnectionDoc, DebugSettings, DomainDoc, ForeignSmtpDomain, GlobalDomain,
+    Group, Listen, MailIn, NonAdjacentDomain, Person, ServerDoc, TlsFiles,
+};
+use crate::error::{DirectoryError, DirectoryErrors, ValueError};
+use crate::keywords::ConnectionType;
+use crate::names::NotesName;
+use crate::patterns::{domain_name, internet_address};
+use crate::reader::{
+    Report, Table, boolean, checked, int_in, int_of, non_empty, parsed, string, text,
+};
+use crate::relay::RelayHosts;
+use crate::time::{Schedule, parse_duration};
+
+const TOP_LEVEL: &[&str] = &[
+    "domain",
+    "global_domain",
+    "server",
+    "configuration",
+    "connection",
+    "foreign_smtp_domain",
+    "adjacent_domain",
+    "nonadjacent_domain",
+    "person",
+    "group",
+    "mail_in",
+];
+
+/// Where a field was written.
+#[derive(Debug, Clone)]
+struct Loc {
+    file: Arc<Path>,
+    line: usize,
+    field: String,
+}
+
+impl Loc {
+    fn error(&self, reason: impl Into<String>) -> DirectoryError {
+        DirectoryError {
+            file: self.file.to_path_buf(),
+            line: self.line,
+            field: self.field.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What must be unique across the whole directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Unique {
+    ServerName,
+    InternetAddress,
+    DataFolder,
+    ListenAddress,
+    Configuration,
+    AdjacentDomain,
+}
+
+impl Unique {
+    fn describe(self) -> &'static str {
+        match self {
+            Unique::ServerName => "server name",
+            Unique::InternetAddress => "Internet address",
+            Unique::DataFolder => "data folder",
+            Unique::ListenAddress => "listen address",
+            Unique::Configuration => "configuration document for server",
+            Unique::AdjacentDomain => "adjacent domain",
+        }
+    }
+}
+
+/// A check that needs every file read first.
+#[derive(Debug)]
+enum Check {
+    /// The name must be a server of the directory.
+    Server(NotesName, Loc),
+    /// The name must not be a server (an smtp connection's placeholder).
+    NotServer(NotesName, Loc),
+    /// The name must be an `adjacent_domain`.
+    AdjacentDomain(String, Loc),
+    Unique(Unique, String, Loc),
+}
+
+/// Reads files one after the other and validates the whole at the end.
+pub(crate) struct Builder {
+    base_dir: PathBuf,
+    docs: Documents,
+    domain: Option<DomainDoc>,
+    checks: Vec<Check>,
+    errors: Vec<DirectoryError>,
+    syntax_failed: bool,
+}
+
+impl Builder {
+    pub(crate) fn new(base_dir: PathBuf) -> Self {
+        Self {
+            base_dir,
+            docs: Documents::default(),
+            domain: None,
+            checks: Vec::new(),
+            errors: Vec::new(),
+            syntax_failed: false,
+        }
+    }
+
+    /// Records a problem with a file as a whole (it could not be read).
+    pub(crate) fn file_error(&mut self, file: &Path, field: &str, reason: impl Into<String>) {
+        self.errors.push(DirectoryError {
+            file: file.to_path_buf(),
+            line: 0,
+            field: field.to_owned(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Reads the documents of one file.
+    pub(crate) fn add_file(&mut self, file: &Path, text: &str) {
+        let mut report = Report::new(Arc::from(file), text);
+        let (root, syntax) = DeTable::parse_recoverable(text);
+        if !syntax.is_empty() {
+            for error in syntax {
+                let offset = error.span().map_or(0, |s| s.start);
+                report.error(offset, "syntax".to_owned(), error.message().trim());
+            }
+            self.syntax_failed = true;
+            self.errors.append(&mut report.errors);
+            return;
+        }
+        let root = Table::root(&root);
+        root.known(&mut report, TOP_LEVEL);
+        let mut file_reader = FileReader {
+            report,
+            base_dir: &self.base_dir,
+            checks: &mut self.checks,
+        };
+        file_reader.read(&root, &mut self.docs, &mut self.domain);
+        self.errors.append(&mut file_reader.report.errors);
+    }
+
+    /// Cross-document checks, then the directory with its indexes.
+    pub(crate) fn finish(
+        mut self,
+        whole: &Path,
+        sources: Vec<(PathBuf, std::time::SystemTime)>,
+    ) -> Result<Directory, DirectoryErrors> {
+        if self.syntax_failed {
+            return Err(sorted(self.errors));
+        }
+        let Some(domain) = self.domain.take() else {
+            self.file_error(
+                whole,
+                "domain",
+                "missing [domain] document (name = \"YourDomain\")",
+            );
+            return Err(sorted(self.errors));
+        };
+        self.run_checks(&domain);
+        if !self.errors.is_empty() {
+            return Err(sorted(self.errors));
+        }
+        let directory = Directory::assemble(domain, self.docs, self.base_dir, sources);
+        let errors = check_configs(&directory);
+        if errors.is_empty() {
+            Ok(directory)
+        } else {
+            Err(sorted(errors))
+        }
+    }
+
+    fn run_checks(&mut self, domain: &DomainDoc) {
+        let servers: HashMap<&NotesName, ()> =
+            self.docs.servers.iter().map(|s| (&s.name, ())).collect();
+        let adjacent: HashMap<String, ()> = self
+            .docs
+            .adjacent_domains
+            .iter()
+            .map(|d| (d.name.to_lowercase(), ()))
+            .collect();
+        let mut seen: HashMap<(Unique, &str), &Loc> = HashMap::new();
+        for check in &self.checks {
+            match check {
+                Check::Server(name, loc) if !servers.contains_key(name) => {
+                    self.errors
+                        .push(loc.error(format!("no server named {name} in the directory")));
+                }
+                Check::NotServer(name, loc) if servers.contains_key(name) => {
+                    self.errors.push(loc.error(format!(
+                        "{name} is a server; an smtp connection's destination is a placeholder \
+                         that must not name one (e.g. all_internet_hosts)"
+                    )));
+                }
+                Check::AdjacentDomain(name, loc)
+                    if !adjacent.contains_key(&name.to_lowercase()) =>
+                {
+                    self.errors
+                        .push(loc.error(format!("no adjacent_domain named {name:?}")));
+                }
+                Check::Unique(kind, key, loc) => {
+                    if let Some(first) = seen.insert((*kind, key.as_str()), loc) {
+                        self.errors.push(loc.error(format!(
+                            "duplicate {} {key} (first at {}:{})",
+                            kind.describe(),
+                            first.file.display(),
+                            first.line
+                        )));
+                        seen.insert((*kind, key.as_str()), first);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (i, adjacent) in self.docs.adjacent_domains.iter().enumerate() {
+            if adjacent.name.eq_ignore_ascii_case(&domain.name) {
+                self.errors.push(DirectoryError {
+                    file: adjacent.file.to_path_buf(),
+                    line: adjacent.line,
+                    field: format!("adjacent_domain[{i}].name"),
+                    reason: format!("{} is this directory's own domain", adjacent.name),
+                });
+            }
+        }
+    }
+}
+
+fn sorted(mut errors: Vec<DirectoryError>) -> DirectoryErrors {
+    errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    DirectoryErrors(errors)
+}
+
+/// Checks that only hold for the merged configuration of each server.
+fn check_configs(directory: &Directory) -> Vec<DirectoryError> {
+    let mut errors = Vec::new();
+    for server in &directory.servers {
+        let config = directory.config_for(&server.name);
+        let docs: Vec<(usize, &ConfigurationDoc)> =
+            directory.configuration_docs_for(&server.name).collect();
+        let error =
+            |i: usize, doc: &ConfigurationDoc, field: String, reason: String| DirectoryError {
+                file: doc.file.to_path_buf(),
+                line: doc.line,
+                field: format!("configuration[{i}].{field}"),
+                reason,
+            };
+        if config.max_concurrent_transfers > config.transfer_threads {
+            // Only a value given can exceed: the default is half of transfer_threads.
+            if let Some((i, doc)) = docs
+                .iter()
+                .rev()
+                .find(|(_, d)| d.max_concurrent_transfers.is_some())
+            {
+                errors.push(error(
+                    *i,
+                    doc,
+                    "max_concurrent_transfers".to_owned(),
+                    format!(
+                        "{} concurrent transfers exceed transfer_threads = {} on server {}",
+                        config.max_concurrent_transfers, config.transfer_threads, server.name
+                    ),
+                ));
+            }
+        }
+        if config.journal_to.is_empty() {
+            if let Some((i, doc)) = docs.iter().rev().find(|(_, d)| d.rules.is_some()) {
+                for (j, rule) in config.rules.iter().enumerate() {
+                    if rule.action == RuleAction::Journal {
+                        errors.push(DirectoryError {
+                            line: rule.line,
+                            ..error(
+                                *i,
+                                doc,
+                                format!("rule[{j}].action"),
+                                format!("\"journal\" needs journal_to on server {}", server.name),
+                            )
+                        });
+                    }
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Reads the documents of one file.
+struct FileReader<'b> {
+    report: Report,
+    base_dir: &'b Path,
+    checks: &'b mut Vec<Check>,
+}
+
+impl FileReader<'_> {
+    fn loc(&self, table: &Table<'_, '_>, key: &str) -> Loc {
+        Loc {
+            file: self.report.file.clone(),
+            line: table.line_of(&self.report, key),
+            field: table.path(key),
+        }
+    }
+
+    fn check_server(&mut self, table: &Table<'_, '_>, key: &str, name: &NotesName) {
+        let loc = self.loc(table, key);
+        self.checks.push(Check::Server(name.clone(), loc));
+    }
+
+    fn unique(&mut self, kind: Unique, key: String, table: &Table<'_, '_>, field: &str) {
+        let loc = self.loc(table, field);
+        self.checks.push(Check::Unique(kind, key, loc));
+    }
+
+    fn file(&self) -> Arc<Path> {
+        self.report.file.clone()
+    }
+
+    fn read(&mut self, root: &Table<'_, '_>, docs: &mut Documents, domain: &mut Option<DomainDoc>) {
+        let r = &mut self.report;
+        if let Some(t) = root.table(r, "domain") {
+            if let Some(doc) = self.domain(&t) {
+                match domain {
+                    Some(first) => self.report.error_at_line(
+                        doc.line,
+                        "domain".to_owned(),
+                        format!(
+                            "[domain] is already given at {}:{}",
+                            first.file.display(),
+                            first.line
+                        ),
+                    ),
+                    None => *domain = Some(doc),
+                }
+            }
+        }
+        let r = &mut self.report;
+        if let Some(t) = root.table(r, "global_domain") {
+            if let Some(doc) = self.global_domain(&t) {
+                match &docs.global_domain {
+                    Some(first) => self.report.error_at_line(
+                        doc.line,
+                        "global_domain".to_owned(),
+                        format!(
+                            "[global_domain] is already given at {}:{}",
+                            first.file.display(),
+                            first.line
+                        ),
+                    ),
+                    None => docs.global_domain = Some(doc),
+                }
+            }
+        }
+        // Paths count documents across files: `person[3]` is `persons[3]`.
+        macro_rules! each {
+            ($key:literal, $list:ident, $read:ident) => {
+                let first = docs.$list.len();
+                for t in root.tables(&mut self.report, $key, first) {
+                    if let Some(doc) = self.$read(&t) {
+                        docs.$list.push(doc);
+                    }
+                }
+            };
+        }
+        each!("server", servers, server);
+        each!("configuration", configurations, configuration);
+        each!("connection", connections, connection);
+        each!(
+            "foreign_smtp_domain",
+            foreign_smtp_domains,
+            foreign_smtp_domain
+        );
+        each!("adjacent_domain", adjacent_domains, adjacent_domain);
+        each!(
+            "nonadjacent_domain",
+            nonadjacent_domains,
+            nonadjacent_domain
+        );
+        each!("person", persons, person);
+        each!("group", groups, group);
+        each!("mail_in", mail_ins, mail_in);
+    }
+
+    fn domain(&mut self, t: &Table<'_, '_>) -> Option<DomainDoc> {
+        let r = &mut self.report;
+        t.known(r, &["name"]);
+        let name = t.req(r, "name", checked(notes_domain))?;
+        Some(DomainDoc {
+            name,
+            file: r.file.clone(),
+            line: t.line(r),
+        })
+    }
+
+    fn global_domain(&mut self, t: &Table<'_, '_>) -> Option<GlobalDomain> {
+        let r = &mut self.report;
+        t.known(
+            r,
+            &[
+                "primary_internet_domain",
+                "alias_internet_domains",
+                "local_part_from",
+            ],
+        );
+        let primary = t.req(r, "primary_internet_domain", checked(domain_name));
+        let aliases = t.list(r, "alias_internet_domains", checked(domain_name));
+        let local_part_from = t.opt(r, "local_part_from", parsed).unwrap_or_default();
+        Some(GlobalDomain {
+            primary_internet_domain: primary?,
+            alias_internet_domains: aliases.unwrap_or_default(),
+            local_part_from,
+            file: r.file.clone(),
+            line: t.line(r),
+        })
+    }
+
+    fn server(&mut self, t: &Table<'_, '_>) -> Option<ServerDoc> {
+        let r = &mut self.report;
+        t.known(
+            r,
+            &[
+                "name",
+                "hostname",
+                "networks",
+                "administrators",
+                "smtp_auth",
+                "tls",
+                "internet_auth",
+                "data",
+                "listen",
+                "debug",
+            ],
+        );
+        let name = t.req(r, "name", parsed::<NotesName>);
+        let hostname = t.req(r, "hostname", checked(domain_name));
+        let networks = t.list(r, "networks", non_empty).unwrap_or_default();
+        let administrators = t.list(r, "administrators", parsed).unwrap_or_default();
+        let smtp_auth = t.opt(r, "smtp_auth", parsed).unwrap_or_default();
+        let internet_auth = t.opt(r, "internet_auth", parsed).unwrap_or_default();
+        let tls = t.table(r, "tls").and_then(|tls| {
+            tls.known(r, &["cert", "key"]);
+            let cert = tls.req(r, "cert", non_empty);
+            let key = tls.req(r, "key", non_empty);
+            Some(TlsFiles {
+                cert: self.base_dir.join(cert?),
+                key: self.base_dir.join(key?),
+            })
+        });
+        let data = t.opt(r, "data", non_empty).map(PathBuf::from);
+        let listen = t.table(r, "listen").map(|l| self.listen(&l, tls.is_some()));
+        let r = &mut self.report;
+        let debug = t
+            .table(r, "debug")
+            .map(|d| debug_settings(r, &d.ignoring_case()));
+        let name = name?;
+        let data = self.base_dir.join(
+            data.unwrap_or_else(|| Path::new("data").join(name.common_name().to_lowercase())),
+        );
+        self.unique(Unique::ServerName, name.key().to_owned(), t, "name");
+        self.unique(Unique::DataFolder, data.display().to_string(), t, "data");
+        let listen = listen.unwrap_or_default();
+        Some(ServerDoc {
+            name,
+            hostname: hostname?,
+            networks,
+            administrators,
+            smtp_auth,
+            tls,
+            internet_auth,
+            data,
+            listen,
+            debug: debug.unwrap_or_default(),
+            file: self.file(),
+            line: t.line(&self.report),
+        })
+    }
+
+    /// The listen addresses; each is claimed as unique across servers.
+    fn listen(&mut self, t: &Table<'_, '_>, has_tls: bool) -> Listen {
+        let r = &mut self.report;
+        t.known(
+            r,
+            &[
+                "smtp",
+                "submission",
+                "smtps",
+                "pop3",
+                "pop3s",
+                "imap",
+                "imaps",
+                "native",
+                "http",
+            ],
+        );
+        let socket = checked(|s: &str| {
+            s.trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| ValueError::new(format!("{s:?} is not ip:port (e.g. 127.0.0.1:2525)")))
+        });
+        let mut get = |key: &str| t.opt(r, key, &socket);
+        let listen = Listen {
+            smtp: get("smtp"),
+            submission: get("submission"),
+            smtps: get("smtps"),
+            pop3: get("pop3"),
+            pop3s: get("pop3s"),
+            imap: get("imap"),
+            imaps: get("imaps"),
+            native: get("native"),
+            http: get("http"),
+        };
+        for (key, addr) in listen.entries() {
+            if !has_tls && matches!(key, "smtps" | "pop3s" | "imaps") {
+                let line = t.line_of(&self.report, key);
+                self.report.error_at_line(
+                    line,
+                    t.path(key),
+                    "implicit TLS needs the server's tls = { cert, key }",
+                );
+            }
+            if addr.port() != 0 {
+                self.unique(Unique::ListenAddress, addr.to_string(), t, key);
+            }
+        }
+        listen
+    }
+
+    fn configuration(&mut self, t: &Table<'_, '_>) -> Option<ConfigurationDoc> {
+        let r = &mut self.report;
+        t.known(
+            r,
+            &[
+                "server",
+                "smtp_outside_local_domain",
+                "smtp_within_local_domain",
+                "smtp_reachable",
+                "relay_host",
+                "host_name_resolution",
+                "dns_servers",
+                "outbound_smtp_port",
+                "address_lookup",
+                "mailboxes",
+                "max_hop_count",
+                "hold_undeliverable",
+                "journal_to",
+                "verify_local_recipients",
+                "max_message_size",
+                "transfer_threads",
+                "max_concurrent_transfers",
+                "delivery_threads",
+                "initial_retry",
+                "retry_cap",
+                "expire_after",
+                "low_priority_window",
+                "inbound",
+                "outbound",
+                "rule",
+            ],
+        );
+        let target = t.req(r, "server", |v| match text(v)?.trim() {
+            "*" => Ok(ConfigTarget::AllServers),
+            name => name
+                .parse()
+                .map(ConfigTarget::Server)
+                .map_err(|e: ValueError| e.0),
+        })?;
+        let duration = checked(|s: &str| {
+            parse_duration(s).and_then(|d| {
+                if d.is_zero() {
+                    Err(ValueError::new("must be longer than 0s"))
+                } else {
+                    Ok(d)
+                }
+            })
+        });
+        let socket = checked(|s: &str| {
+            s.trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| ValueError::new(format!("{s:?} is not ip:port (e.g. 127.0.0.1:53)")))
+        });
+        let mut doc = ConfigurationDoc::empty(target.clone(), r.file.clone(), t.line(r));
+        doc.smtp_outside_local_domain = t.opt(r, "smtp_outside_local_domain", boolean);
+        doc.smtp_within_local_domain = t.opt(r, "smtp_within_local_domain", parsed);
+        doc.smtp_reachable = t.opt(r, "smtp_reachable", parsed);
+        doc.relay_host = t.opt(r, "relay_host", parsed::<RelayHosts>);
+        doc.host_name_resolution = t.opt(r, "host_name_resolution", parsed);
+        doc.dns_servers = t.list(r, "dns_servers", socket);
+        doc.outbound_smtp_port = t.opt(r, "outbound_smtp_port", int_in(1, 65_535));
+        doc.address_lookup = t.opt(r, "address_lookup", parsed);
+        doc.mailboxes = t.opt(r, "mailboxes", int_in(1, 10));
+        doc.max_hop_count = t.opt(r, "max_hop_count", int_in(1, 1_000));
+        doc.hold_undeliverable = t.opt(r, "hold_undeliverable", boolean);
+        doc.journal_to = t.opt(r, "journal_to", string);
+        doc.verify_local_recipients = t.opt(r, "verify_local_recipients", boolean);
+        doc.max_message_size = t.opt(r, "max_message_size", parsed);
+        doc.transfer_threads = t.opt(r, "transfer_threads", int_in(1, 25));
+        doc.max_concurrent_transfers = t.opt(r, "max_concurrent_transfers", int_in(1, 25));
+        doc.delivery_threads = t.opt(r, "delivery_threads", int_in(1, 25));
+        doc.initial_retry = t.opt(r, "initial_retry", &duration);
+        doc.retry_cap = t.opt(r, "retry_cap", &duration);
+        doc.expire_after = t.opt(r, "expire_after", &duration);
+        doc.low_priority_window = t.opt(r, "low_priority_window", parsed);
+        if let Some(inbound) = t.table(r, "inbound") {
+            doc.inbound = inbound_doc(r, &inbound);
+        }
+        if let Some(outbound) = t.table(r, "outbound") {
+            doc.outbound = outbound_doc(r, &outbound);
+        }
+        if t.has("rule") {
+            let rules = t.tables(r, "rule", 0);
+            doc.rules = Some(rules.iter().filter_map(|rule| read_rule(r, rule)).collect());
+        }
+        let key = match &target {
+            ConfigTarget::AllServers => "*".to_owned(),
+            ConfigTarget::Server(name) => {
+                self.check_server(t, "server", name);
+                name.key().to_owned()
+            }
+        };
+        self.unique(Unique::Configuration, key, t, "server");
+        Some(doc)
+    }
+
+    fn connection(&mut self, t: &Table<'_, '_>) -> Option<ConnectionDoc> {
+        let r = &mut self.report;
+        t.known(
+            r,
+            &[
+                "type",
+                "source",
+                "destination",
+                "destination_domain",
+                "relay_host",
+                "cost",
+                "route_at_once_if",
+                "schedule",
+                "enabled",
+            ],
+        );
+        let kind: ConnectionType = t.opt(r, "type", parsed).unwrap_or_default();
+        let source = t.req(r, "source", parsed::<NotesName>);
+        let destination = t.req(r, "destination", parsed::<NotesName>);
+        let destination_domain = t.opt(r, "destination_domain", string).unwrap_or_default();
+        let relay_host = t
+            .opt(r, "relay_host", parsed::<RelayHosts>)
+            .unwrap_or_default();
+        let cost = t.opt(r, "cost", int_in(1, 65_535)).unwrap_or(1);
+        let route_at_once_if = t
+            .opt(r, "route_at_once_if", int_in(0, 1_000_000))
+            .unwrap_or(5);
+        let schedule = t.table(r, "schedule").map(|s| read_schedule(r, &s));
+        let enabled = t.opt(r, "enabled", boolean).unwrap_or(true);
+        match kind {
+            ConnectionType::Smtp if destination_domain.is_empty() => r.error_at_line(
+                t.line_of(r, "destination_domain"),
+                t.path("destination_domain"),
+                "an smtp connection names the virtual domain of a foreign_smtp_domain (route_to_domain)",
+            ),
+            ConnectionType::Native if !relay_host.is_empty() => r.error_at_line(
+                t.line_of(r, "relay_host"),
+                t.path("relay_host"),
+                "relay_host is for smtp connections only",
+            ),
+            _ => {}
+        }
+        let (source, destination) = (source?, destination?);
+        self.check_server(t, "source", &source);
+        if kind == ConnectionType::Smtp {
+            let loc = self.loc(t, "destination");
+            self.checks.push(Check::NotServer(destination.clone(), loc));
+        }
+        Some(ConnectionDoc {
+            kind,
+            source,
+            destination,
+            destination_domain,
+            relay_host,
+            cost,
+            route_at_once_if,
+            schedule: schedule.unwrap_or_default(),
+            enabled,
+            file: self.file(),
+            line: t.line(&self.report),
+        })
+    }
+
+    fn foreign_smtp_domain(&mut self, t: &Table<'_, '_>) -> Option<ForeignSmtpDomain> {
+        let r = &mut self.report;
+        t.known(r, &["internet_domain", "route_to_domain"]);
+        let internet_domain = t.req(r, "internet_domain", parsed);
+        let route_to_domain = t.req(r, "route_to_domain", checked(notes_domain));
+        Some(ForeignSmtpDomain {
+            internet_domain: internet_domain?,
+            route_to_domain: route_to_domain?,
+            file: r.file.clone(),
+            line: t.line(r),
+        })
+    }
+
+    fn adjacent_domain(&mut self, t: &Table<'_, '_>) -> Option<AdjacentDomain> {
+        let r = &mut self.report;
+        t.known(r, &["name", "via_server"]);
+        let name = t.req(r, "name", checked(notes_domain));
+        let via_server = t.req(r, "via_server", parsed::<NotesName>);
+        let (name, via_server) = (name?, via_server?);
+        self.check_server(t, "via_server", &via_server);
+        self.unique(Unique::AdjacentDomain, name.to_lowercase(), t, "name");
+        Some(AdjacentDomain {
+            name,
+            via_server,
+            file: self.file(),
+            line: t.line(&self.report),
+        })
+    }
+
+    fn nonadjacent_domain(&mut self, t: &Table<'_, '_>) -> Option<NonAdjacentDomain> {
+        let r = &mut self.report;
+        t.known(r, &["name", "via_domain"]);
+        let name = t.req(r, "name", checked(notes_domain));
+        let via_domain = t.req(r, "via_domain", checked(notes_domain));
+        let (name, via_domain) = (name?, via_domain?);
+        let loc = self.loc(t, "via_domain");
+        self.checks
+            .push(Check::AdjacentDomain(via_domain.clone(), loc));
+        Some(NonAdjacentDomain {
+            name,
+            via_domain,
+            file: self.file(),
+            line: t.line(&self.report),
+        })
+    }
+
+    /// `internet_address`: `None` when absent or empty; claimed as unique.
+    fn internet_address(&mut self, t: &Table<'_, '_>) -> Option<String> {
+        let r = &mut self.report;
+        let address = t
+            .opt(r, "internet_address", |v| {
+                let s = text(v)?.trim();
+                if s.is_empty() {
+                    Ok(None)
+                } else {
+                    internet_address(s)
+                        .map(|_| Some(s.to_owned()))
+                        .map_err(|e| e.0)
+                }
+            })
+            .flatten()?;
+        self.unique(
+            Unique::InternetAddress,
+            address.to_lowercase(),
+            t,
+            "internet_address",
+        );
+        Some(address)
+    }
+
+    fn person(&mut self, t: &Table<'_, '_>) -> Option<Person> {
+        let r = &mut self.report;
+        t.known(
+            r,
+            &[
+                "full_name",
+                "first_name",
+                "last_name",
+                "short_name",
+                "alternate_names",
+                "internet_address",
+                "mail_server",
+                "mail_file",
+                "internet_password",
+                "quota",
+                "forward_to",
+            ],
+        );
+        let full_name = t.req(r, "full_name", parsed::<NotesName>);
+        let first_name = t.opt(r, "first_name", string).unwrap_or_default();
+        let last_name = t.opt(r, "last_name", string).unwrap_or_default();
+        let short_name = t.opt(r, "short_name", string).unwrap_or_default();
+        let alternate_names = t.list(r, "alternate_names", non_empty).unwrap_or_default();
+        let mail_server = t.req(r, "mail_server", parsed::<NotesName>);
+        let mail_file = t.opt(r, "mail_file", string).unwrap_or_default();
+        let internet_password = t.opt(r, "internet_password", checked(password_hash));
+        let quota = t.opt(r, "quota", parsed);
+        let forward_to = t.opt(r, "forward_to", string).filter(|f| !f.is_empty());
+        let internet_address = self.internet_address(t);
+        let (full_name, mail_server) = (full_name?, mail_server?);
+        self.check_server(t, "mail_server", &mail_server);
+        Some(Person {
+            full_name,
+            first_name,
+            last_name,
+            short_name,
+            alternate_names,
+            internet_address,
+            mail_server,
+            mail_file,
+            internet_password,
+            quota,
+            forward_to,
+            file: self.file(),
+            line: t.line(&self.report),
+        })
+    }
+
+    fn group(&mut self, t: &Table<'_, '_>) -> Option<Group> {
+        let r = &mut self.report;
+        t.known(r, &["name", "members", "internet_address"]);
+        let name = t.req(r, "name", non_empty);
+        let members = t.list(r, "members", non_empty).unwrap_or_default();
+        let internet_address = self.internet_address(t);
+        Some(Group {
+            name: name?,
+            members,
+            internet_address,
+            file: self.file(),
+            line: t.line(&self.report),
+        })
+    }
+
+    fn mail_in(&mut self, t: &Table<'_, '_>) -> Option<MailIn> {
+        let r = &mut self.report;
+        t.known(r, &["name", "internet_address", "server", "mail_file"]);
+        let name = t.req(r, "name", non_empty);
+        let server = t.req(r, "server", parsed::<NotesName>);
+        let mail_file = t.req(r, "mail_file", non_empty);
+        let internet_address = self.internet_address(t);
+        let server = server?;
+        self.check_server(t, "server", &server);
+        Some(MailIn {
+            name: name?,
+            internet_address,
+            server,
+            mail_file: mail_file?,
+            file: self.file(),
+            line: t.line(&self.report),
+        })
+    }
+}
+
+fn debug_settings(r: &mut Report, t: &Table<'_, '_>) -> DebugSettings {
+    t.known(
+        r,
+        &[
+            "Log_MailRouting",
+            "DebugRouter",
+            "DebugRouterLookup",
+            "SMTPClientDebug",
+            "SMTPDebug",
+            "SMTPDebugIO",
+            "SMTPSaveImportErrors",
+        ],
+    );
+    let defaults = DebugSettings::default();
+    DebugSettings {
+        log_mail_routing: t
+            .opt(r, "Log_MailRouting", int_of(&[10, 20, 30, 40]))
+            .unwrap_or(defaults.log_mail_routing),
+        debug_router: t.opt(r, "DebugRouter", int_in(0, 3)).unwrap_or(0),
+        debug_router_lookup: t.opt(r, "DebugRouterLookup", int_in(0, 3)).unwrap_or(0),
+        smtp_client_debug: t.opt(r, "SMTPClientDebug", int_in(0, 1)).unwrap_or(0),
+        smtp_debug: t.opt(r, "SMTPDebug", int_in(0, 4)).unwrap_or(0),
+        smtp_debug_io: t.opt(r, "SMTPDebugIO", int_of(&[0, 1, 3, 4])).unwrap_or(0),
+        smtp_save_import_errors: t.opt(r, "SMTPSaveImportErrors", int_in(0, 3)).unwrap_or(0),
+    }
+}
+
+fn inbound_doc(r: &mut Report, t: &Table<'_, '_>) -> InboundDoc {
+    t.known(
+        r,
+        &[
+            "relay_enforcement",
+            "internal_hosts",
+            "relay_exempt_hosts",
+            "authenticated_may_relay",
+            "allow_relay_to",
+            "deny_relay_to",
+            "allow_relay_from",
+            "deny_relay_from",
+            "deny_senders",
+            "allow_senders",
+            "deny_recipients",
+            "allow_recipients",
+        ],
+    );
+    InboundDoc {
+        relay_enforcement: t.opt(r, "relay_enforcement", parsed),
+        internal_hosts: t.list(r, "internal_hosts", parsed),
+        relay_exempt_hosts: t.list(r, "relay_exempt_hosts", parsed),
+        authenticated_may_relay: t.opt(r, "authenticated_may_relay", boolean),
+        allow_relay_to: t.list(r, "allow_relay_to", parsed),
+        deny_relay_to: t.list(r, "deny_relay_to", parsed),
+        allow_relay_from: t.list(r, "allow_relay_from", parsed),
+        deny_relay_from: t.list(r, "deny_relay_from", parsed),
+        deny_senders: t.list(r, "deny_senders", parsed),
+        allow_senders: t.list(r, "allow_senders", parsed),
+        deny_recipients: t.list(r, "deny_recipients", parsed),
+        allow_recipients: t.list(r, "allow_recipients", parsed),
+    }
+}
+
+fn outbound_doc(r: &mut Report, t: &Table<'_, '_>) -> OutboundDoc {
+    t.known(r, &["deny_to", "allow_to", "allow_from", "deny_from"]);
+    OutboundDoc {
+        deny_to: t.list(r, "deny_to", parsed),
+        allow_to: t.list(r, "allow_to", parsed),
+        allow_from: t.list(r, "allow_from", parsed),
+        deny_from: t.list(r, "deny_from", parsed),
+    }
+}
+
+fn read_rule(r: &mut Report, t: &Table<'_, '_>) -> Option<Rule> {
+    t.known(r, &["when", "action"]);
+    let when = t.table(r, "when").map(|w| {
+        w.known(
+            r,
+            &[
+                "subject_contains",
+                "sender",
+                "recipient",
+                "size_over",
+                "header",
+            ],
+        );
+        RuleCondition {
+            subject_contains: w.opt(r, "subject_contains", non_empty),
+            sender: w.opt(r, "sender", non_empty),
+            recipient: w.opt(r, "recipient", non_empty),
+            size_over: w.opt(r, "size_over", parsed),
+            header: w.opt(r, "header", non_empty),
+        }
+    });
+    let action = t.req(r, "action", parsed)?;
+    Some(Rule {
+        when: when.unwrap_or_default(),
+        action,
+        line: t.line(r),
+    })
+}
+
+fn read_schedule(r: &mut Report, t: &Table<'_, '_>) -> Schedule {
+    t.known(r, &["times", "repeat", "days"]);
+    let defaults = Schedule::default();
+    Schedule {
+        times: t.opt(r, "times", parsed).unwrap_or(defaults.times),
+        repeat: t
+            .opt(r, "repeat", checked(parse_duration))
+            .unwrap_or(defaults.repeat),
+        days: t.opt(r, "days", parsed).unwrap_or(defaults.days),
+    }
+}
+
+/// A Notes domain name (`Acme`, `TheInternet`).
+fn notes_domain(s: &str) -> Result<String, ValueError> {
+    let s = s.trim();
+    if s.is_empty() {
+        Err(ValueError::new("must not be empty"))
+    } else if s.contains(['@', '/', '%']) || s.chars().any(char::is_control) {
+        Err(ValueError::new(format!(
+            "{s:?}: a Notes domain name cannot contain '@', '/' or '%'"
+        )))
+    } else {
+        Ok(s.to_owned())
+    }
+}
+
+/// An argon2 PHC string: `$argon2id$v=19$m=...,t=...,p=...$salt$hash`.
+fn password_hash(s: &str) -> Result<String, ValueError> {
+    let s = s.trim();
+    let mut parts = s.split('$');
+    let shaped = parts.next() == Some("")
+        && matches!(parts.next(), Some("argon2id" | "argon2i" | "argon2d"))
+        && {
+            let rest: Vec<&str> = parts.collect();
+            let rest = match rest.first() {
+                Some(v) if v.starts_with("v=") => &rest[1..],
+                _ => &rest[..],
+            };
+            rest.len() == 3 && rest.iter().all(|p| !p.is_empty()) && rest[0].contains('=')
+        };
+    if shaped {
+        Ok(s.to_owned())
+    } else {
+        Err(ValueError::new(
+            "passwords must be argon2 hashes (use mailhop passwd)",
+        ))
+    }
+}
