@@ -1,0 +1,846 @@
+//! The SMTP session state machine (RFC 5321 with PIPELINING, SIZE,
+//! 8BITMIME, ENHANCEDSTATUSCODES, STARTTLS, AUTH, SMTPUTF8).
+//!
+//! Owns the order of commands, the replies and the session's phase. Every
+//! policy decision and the storing of a message are asked of the
+//! [`SessionHandler`]; nothing here routes or stores mail.
+
+use std::borrow::Cow;
+use std::io;
+use std::mem;
+use std::sync::Arc;
+
+use smtp_proto::{EhloResponse, MailFrom, RcptTo, Request};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::auth::{self, AuthError, Credentials, Mechanism};
+use crate::conn::{Conn, Line};
+use crate::data::{DataDecoder, Feed};
+use crate::message::{ReceivedHeader, message_id};
+use crate::stats::ActiveSession;
+use crate::trace::{COMMANDS, CONNECTIONS, DETAILS, Trace};
+use crate::{
+    AuthPolicy, Envelope, ListenerConfig, ListenerKind, Reply, SessionHandler, SessionInfo,
+    SmtpStats,
+};
+
+/// Why a session ended other than by QUIT.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("connection closed by the client")]
+    Closed,
+    #[error("idle timeout")]
+    Timeout,
+    #[error("too many errors")]
+    TooManyErrors,
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error("TLS handshake failed: {0}")]
+    Tls(io::Error),
+    #[error("implicit TLS port without a TLS certificate")]
+    NoTlsConfig,
+}
+
+/// Where the session stands.
+#[derive(Debug)]
+enum Phase {
+    /// No HELO/EHLO yet (also right after STARTTLS).
+    Connected,
+    /// Greeted, no mail transaction.
+    Ready,
+    /// MAIL FROM accepted; recipients are being collected.
+    Transaction { env: Envelope, smtputf8: bool },
+}
+
+/// What the conversation does after one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Continue,
+    /// Send what is queued and close.
+    Close,
+    /// Send what is queued, then hand the stream to TLS.
+    StartTls,
+}
+
+/// How one plaintext or encrypted conversation ended.
+enum End<T> {
+    Closed,
+    StartTls(T),
+}
+
+/// An AUTH exchange that did not produce credentials.
+enum AuthFailure {
+    Session(SessionError),
+    Reply(Reply),
+}
+
+impl From<SessionError> for AuthFailure {
+    fn from(e: SessionError) -> Self {
+        AuthFailure::Session(e)
+    }
+}
+
+impl From<AuthError> for AuthFailure {
+    fn from(e: AuthError) -> Self {
+        AuthFailure::Reply(Reply::new(501, (5, 5, 2), e.to_string()))
+    }
+}
+
+/// One session over any stream: greeting, commands, STARTTLS, QUIT.
+/// Never panics on input; the stream is closed when this returns.
+pub async fn run_session<S>(
+    stream: S,
+    info: SessionInfo,
+    handler: Arc<dyn SessionHandler>,
+    stats: Arc<SmtpStats>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let config = handler.config();
+    let trace = Trace {
+        debug: config.debug,
+        debug_io: config.debug_io,
+        session: info.session_id,
+    };
+    let mut active = stats.session_started();
+    trace.debug(
+        CONNECTIONS,
+        format_args!("SMTP Server: {} connected to {}", info.peer, info.local),
+    );
+    let peer = info.peer;
+    let mut session = Session {
+        handler,
+        config,
+        info,
+        phase: Phase::Connected,
+        esmtp: false,
+        errors: 0,
+        messages: 0,
+        trace,
+        stats: Arc::clone(&stats),
+    };
+    match session.run(stream, &mut active).await {
+        Ok(()) => trace.debug(
+            CONNECTIONS,
+            format_args!("SMTP Server: {peer} disconnected"),
+        ),
+        Err(e) => trace.debug(
+            CONNECTIONS,
+            format_args!("SMTP Server: {peer} disconnected: {e}"),
+        ),
+    }
+}
+
+struct Session {
+    handler: Arc<dyn SessionHandler>,
+    config: Arc<ListenerConfig>,
+    info: SessionInfo,
+    phase: Phase,
+    /// The client greeted with EHLO (not HELO).
+    esmtp: bool,
+    errors: u32,
+    /// Messages received in this session (for the `Received:` id).
+    messages: u64,
+    trace: Trace,
+    stats: Arc<SmtpStats>,
+}
+
+impl Session {
+    async fn run<S>(
+        &mut self,
+        stream: S,
+        active: &mut ActiveSession<'_>,
+    ) -> Result<(), SessionError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let plain = match self.config.kind {
+            ListenerKind::Smtps => {
+                let tls = self.start_tls(stream, active).await?;
+                self.converse(tls, true).await?;
+                return Ok(());
+            }
+            ListenerKind::Smtp | ListenerKind::Submission => stream,
+        };
+        if let End::StartTls(stream) = self.converse(plain, true).await? {
+            let tls = self.start_tls(stream, active).await?;
+            self.converse(tls, false).await?;
+        }
+        Ok(())
+    }
+
+    /// TLS handshake; afterwards the session starts over (RFC 3207 §4.2).
+    async fn start_tls<S>(
+        &mut self,
+        stream: S,
+        active: &mut ActiveSession<'_>,
+    ) -> Result<tokio_rustls::server::TlsStream<S>, SessionError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let tls = self.config.tls.clone().ok_or(SessionError::NoTlsConfig)?;
+        let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+        let stream = tokio::time::timeout(self.config.idle_timeout, accept)
+            .await
+            .map_err(|_| SessionError::Timeout)?
+            .map_err(SessionError::Tls)?;
+        active.tls_started();
+        self.info.tls = true;
+        self.info.helo = None;
+        self.info.authenticated = None;
+        self.phase = Phase::Connected;
+        self.esmtp = false;
+        self.trace
+            .debug(DETAILS, format_args!("TLS handshake done"));
+        Ok(stream)
+    }
+
+    /// Runs the command loop over one stream.
+    async fn converse<T>(&mut self, io: T, greet: bool) -> Result<End<T>, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let mut conn = Conn::new(
+            io,
+            self.config.idle_timeout,
+            Arc::clone(&self.stats),
+            self.trace,
+        );
+        if greet {
+            let text = format!("{} ESMTP mailhop ready", self.config.hostname);
+            conn.queue(&Reply::plain(220, text));
+        }
+        match self.dialogue(&mut conn).await {
+            Ok(Step::StartTls) => {
+                conn.flush().await?;
+                conn.discard_input();
+                Ok(End::StartTls(conn.into_inner()))
+            }
+            Ok(_) => {
+                conn.close().await;
+                Ok(End::Closed)
+            }
+            Err(SessionError::Timeout) => {
+                let text = format!("{} Idle timeout, closing connection", self.config.hostname);
+                conn.queue(&Reply::new(421, (4, 4, 2), text));
+                conn.close().await;
+                Err(SessionError::Timeout)
+            }
+            Err(SessionError::TooManyErrors) => {
+                let text = format!(
+                    "{} Too many errors, closing connection",
+                    self.config.hostname
+                );
+                conn.queue(&Reply::new(421, (4, 7, 0), text));
+                conn.close().await;
+                Err(SessionError::TooManyErrors)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn dialogue<T>(&mut self, conn: &mut Conn<T>) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let mut line = Vec::with_capacity(512);
+        loop {
+            let step = match conn
+                .read_line(&mut line, self.config.max_line_length)
+                .await?
+            {
+                Line::TooLong => {
+                    self.trace
+                        .debug(COMMANDS, format_args!(">>> (line too long)"));
+                    self.error(conn, Reply::new(500, (5, 5, 2), "Line too long"))?
+                }
+                Line::Complete => self.command(conn, &line).await?,
+            };
+            if step != Step::Continue {
+                return Ok(step);
+            }
+        }
+    }
+
+    /// Queues a reply to a bad command; too many of them end the session.
+    fn error<T>(&mut self, conn: &mut Conn<T>, reply: Reply) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        conn.queue(&reply);
+        self.errors += 1;
+        if self.errors >= self.config.max_errors {
+            return Err(SessionError::TooManyErrors);
+        }
+        Ok(Step::Continue)
+    }
+
+    fn ok<T>(conn: &mut Conn<T>, reply: Reply) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        conn.queue(&reply);
+        Ok(Step::Continue)
+    }
+
+    async fn command<T>(&mut self, conn: &mut Conn<T>, line: &[u8]) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        self.trace
+            .debug(COMMANDS, format_args!(">>> {}", loggable(line)));
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(request) => request,
+            Err(e) => return self.error(conn, parse_error_reply(e)),
+        };
+        match request {
+            Request::Ehlo { host } => self.hello(conn, host, true),
+            Request::Helo { host } => self.hello(conn, host, false),
+            Request::Mail { from } => self.mail(conn, from).await,
+            Request::Rcpt { to } => self.rcpt(conn, to).await,
+            Request::Data => self.data(conn).await,
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(conn, mechanism, &initial_response).await,
+            Request::StartTls => self.starttls(conn),
+            Request::Rset => {
+                if !matches!(self.phase, Phase::Connected) {
+                    self.phase = Phase::Ready;
+                }
+                Self::ok(conn, Reply::new(250, (2, 0, 0), "Reset OK"))
+            }
+            Request::Noop { .. } => Self::ok(conn, Reply::new(250, (2, 0, 0), "OK")),
+            Request::Vrfy { .. } => Self::ok(
+                conn,
+                Reply::new(
+                    252,
+                    (2, 5, 0),
+                    "Cannot VRFY user, but will accept message and attempt delivery",
+                ),
+            ),
+            Request::Expn { .. } => {
+                Self::ok(conn, Reply::new(502, (5, 5, 1), "EXPN not available"))
+            }
+            Request::Help { .. } => Self::ok(
+                conn,
+                Reply::new(
+                    214,
+                    (2, 0, 0),
+                    "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT STARTTLS AUTH",
+                ),
+            ),
+            Request::Quit => {
+                conn.queue(&Reply::new(221, (2, 0, 0), "Bye"));
+                Ok(Step::Close)
+            }
+            Request::Lhlo { .. }
+            | Request::Bdat { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => {
+                Self::ok(conn, Reply::new(502, (5, 5, 1), "Command not implemented"))
+            }
+        }
+    }
+
+    fn hello<T>(
+        &mut self,
+        conn: &mut Conn<T>,
+        host: Cow<'_, str>,
+        esmtp: bool,
+    ) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        let greeting = format!(
+            "{} Hello {} [{}]",
+            self.config.hostname,
+            host.escape_debug(),
+            self.info.peer.ip()
+        );
+        self.info.helo = Some(host.into_owned());
+        self.esmtp = esmtp;
+        self.phase = Phase::Ready;
+        if !esmtp {
+            return Self::ok(conn, Reply::plain(250, greeting));
+        }
+        let mut ehlo = EhloResponse::new("");
+        ehlo.capabilities = smtp_proto::EXT_PIPELINING
+            | smtp_proto::EXT_SIZE
+            | smtp_proto::EXT_8BIT_MIME
+            | smtp_proto::EXT_ENHANCED_STATUS_CODES
+            | smtp_proto::EXT_SMTP_UTF8;
+        ehlo.size = usize::try_from(self.config.max_message_size).unwrap_or(usize::MAX);
+        if self.config.tls.is_some() && !self.info.tls {
+            ehlo.capabilities |= smtp_proto::EXT_START_TLS;
+        }
+        if self.auth_offered() {
+            ehlo.capabilities |= smtp_proto::EXT_AUTH;
+            ehlo.auth_mechanisms = smtp_proto::AUTH_PLAIN | smtp_proto::AUTH_LOGIN;
+        }
+        let mut capabilities = Vec::with_capacity(256);
+        // smtp-proto writes its own first line; ours replaces it.
+        let lines = match ehlo.write(&mut capabilities) {
+            Ok(()) => capabilities
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&[][..], |nl| &capabilities[nl + 1..]),
+            Err(_) => &[][..],
+        };
+        if lines.is_empty() {
+            return Self::ok(conn, Reply::plain(250, greeting));
+        }
+        let mut reply = format!("250-{greeting}\r\n").into_bytes();
+        reply.extend_from_slice(lines);
+        conn.queue_raw(&reply);
+        Ok(Step::Continue)
+    }
+
+    /// AUTH is advertised and accepted only when enabled and passwords
+    /// would not cross the network in the clear.
+    fn auth_offered(&self) -> bool {
+        self.config.effective_auth() != AuthPolicy::Off && self.info.plaintext_auth_allowed()
+    }
+
+    async fn mail<T>(
+        &mut self,
+        conn: &mut Conn<T>,
+        from: MailFrom<Cow<'_, str>>,
+    ) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        match self.phase {
+            Phase::Connected => {
+                return self.error(conn, Reply::new(503, (5, 5, 1), "Send HELO/EHLO first"));
+            }
+            Phase::Transaction { .. } => {
+                return self.error(conn, Reply::new(503, (5, 5, 1), "Nested MAIL command"));
+            }
+            Phase::Ready => {}
+        }
+        if self.config.effective_auth() == AuthPolicy::Required && self.info.authenticated.is_none()
+        {
+            return Self::ok(conn, Reply::new(530, (5, 7, 0), "Authentication required"));
+        }
+        let size = from.size as u64;
+        if size > self.config.max_message_size {
+            return Self::ok(conn, Reply::message_too_big());
+        }
+        if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
+            return self.error(
+                conn,
+                Reply::new(555, (5, 5, 4), "BODY=BINARYMIME not supported"),
+            );
+        }
+        let smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
+        if let Err(reply) = check_address(&from.address, smtputf8, (5, 1, 7)) {
+            return self.error(conn, reply);
+        }
+        if let Err(reply) = self.handler.mail_from(&self.info, &from.address).await {
+            self.trace.debug(
+                DETAILS,
+                format_args!("sender {} refused: {reply}", from.address),
+            );
+            return Self::ok(conn, reply);
+        }
+        self.phase = Phase::Transaction {
+            env: Envelope {
+                from: from.address.into_owned(),
+                recipients: Vec::new(),
+                body_8bit: from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0,
+                size_hint: (size > 0).then_some(size),
+            },
+            smtputf8,
+        };
+        Self::ok(conn, Reply::new(250, (2, 1, 0), "Sender OK"))
+    }
+
+    async fn rcpt<T>(
+        &mut self,
+        conn: &mut Conn<T>,
+        to: RcptTo<Cow<'_, str>>,
+    ) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let Phase::Transaction { env, smtputf8 } = &mut self.phase else {
+            return self.error(conn, Reply::new(503, (5, 5, 1), "Need MAIL before RCPT"));
+        };
+        // smtp-proto gives `<postmaster>` (RFC 5321 §4.5.1) as the empty string.
+        let rcpt = if to.address.is_empty() {
+            "postmaster"
+        } else {
+            &to.address
+        };
+        if let Err(reply) = check_address(rcpt, *smtputf8, (5, 1, 3)) {
+            return self.error(conn, reply);
+        }
+        if env.recipients.iter().any(|r| r == rcpt) {
+            return Self::ok(conn, Reply::new(250, (2, 1, 5), "Recipient OK"));
+        }
+        if env.recipients.len() >= self.config.max_recipients {
+            return Self::ok(conn, Reply::new(452, (4, 5, 3), "Too many recipients"));
+        }
+        match self.handler.rcpt_to(&self.info, env, rcpt).await {
+            Ok(()) => {
+                env.recipients.push(rcpt.to_owned());
+                Self::ok(conn, Reply::new(250, (2, 1, 5), "Recipient OK"))
+            }
+            Err(reply) => {
+                self.trace
+                    .debug(DETAILS, format_args!("recipient {rcpt} refused: {reply}"));
+                Self::ok(conn, reply)
+            }
+        }
+    }
+
+    async fn data<T>(&mut self, conn: &mut Conn<T>) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let env = match mem::replace(&mut self.phase, Phase::Ready) {
+            Phase::Transaction { env, .. } if !env.recipients.is_empty() => env,
+            transaction @ Phase::Transaction { .. } => {
+                self.phase = transaction;
+                return Self::ok(conn, Reply::new(554, (5, 5, 1), "No valid recipients"));
+            }
+            other => {
+                self.phase = other;
+                return self.error(
+                    conn,
+                    Reply::new(503, (5, 5, 1), "Need MAIL and RCPT before DATA"),
+                );
+            }
+        };
+        conn.queue(&Reply::plain(354, "End data with <CR><LF>.<CR><LF>"));
+
+        self.messages += 1;
+        let id = format!("{:X}.{}", self.info.session_id, self.messages);
+        let expected = env.size_hint.unwrap_or(0).min(self.config.max_message_size);
+        let mut message =
+            Vec::with_capacity(usize::try_from(expected).unwrap_or(0).saturating_add(4096));
+        ReceivedHeader {
+            helo: self.info.helo.as_deref().unwrap_or_default(),
+            peer: self.info.peer.ip(),
+            hostname: &self.config.hostname,
+            esmtp: self.esmtp,
+            tls: self.info.tls,
+            authenticated: self.info.authenticated.is_some(),
+            id: &id,
+        }
+        .write_received(&chrono::Local::now().to_rfc2822(), &mut message);
+        let header_len = message.len();
+
+        let mut decoder = DataDecoder::new(
+            self.config.max_message_size,
+            self.config.max_data_line_length,
+        );
+        loop {
+            match decoder.feed(conn.buffered(), &mut message) {
+                Feed::Done { consumed } => {
+                    conn.consume(consumed);
+                    break;
+                }
+                Feed::NeedMore => {
+                    conn.consume(conn.buffered().len());
+                    conn.fill().await?;
+                }
+            }
+        }
+        let (size, problem) = decoder.finish();
+        self.trace.content(&message);
+        if let Some(problem) = problem {
+            self.stats.message_rejected();
+            self.trace
+                .debug(DETAILS, format_args!("message refused: {problem}"));
+            return Self::ok(conn, problem.reply());
+        }
+        let message_id = message_id(&message[header_len..]).unwrap_or_default();
+        match self.handler.data(&self.info, env, message).await {
+            Ok(queue_id) => {
+                self.stats.message_accepted();
+                tracing::info!(
+                    target: "smtp",
+                    "SMTP Server: Message {queue_id} (MessageID: {message_id}) received from {} size {size} bytes",
+                    self.info.peer.ip()
+                );
+                Self::ok(
+                    conn,
+                    Reply::new(250, (2, 0, 0), format!("Ok: queued as {queue_id}")),
+                )
+            }
+            Err(reply) => {
+                self.stats.message_rejected();
+                self.trace.debug(
+                    DETAILS,
+                    format_args!("message refused by the server: {reply}"),
+                );
+                Self::ok(conn, reply)
+            }
+        }
+    }
+
+    async fn auth<T>(
+        &mut self,
+        conn: &mut Conn<T>,
+        mechanism: u64,
+        initial: &str,
+    ) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        if self.config.effective_auth() == AuthPolicy::Off {
+            return Self::ok(conn, Reply::new(502, (5, 5, 1), "AUTH not available"));
+        }
+        match self.phase {
+            Phase::Connected => {
+                return self.error(conn, Reply::new(503, (5, 5, 1), "Send EHLO first"));
+            }
+            Phase::Transaction { .. } => {
+                return self.error(
+                    conn,
+                    Reply::new(503, (5, 5, 1), "AUTH not allowed during a mail transaction"),
+                );
+            }
+            Phase::Ready => {}
+        }
+        if self.info.authenticated.is_some() {
+            return self.error(conn, Reply::new(503, (5, 5, 1), "Already authenticated"));
+        }
+        if !self.info.plaintext_auth_allowed() {
+            return Self::ok(
+                conn,
+                Reply::new(
+                    538,
+                    (5, 7, 11),
+                    "Encryption required for requested authentication mechanism",
+                ),
+            );
+        }
+        let Some(mechanism) = Mechanism::from_proto(mechanism) else {
+            return self.error(
+                conn,
+                Reply::new(504, (5, 5, 4), "Unrecognized authentication type"),
+            );
+        };
+        let credentials = match self.credentials(conn, mechanism, initial).await {
+            Ok(credentials) => credentials,
+            Err(AuthFailure::Session(e)) => return Err(e),
+            Err(AuthFailure::Reply(reply)) => return self.error(conn, reply),
+        };
+        match self
+            .handler
+            .authenticate(&self.info, &credentials.user, &credentials.password)
+            .await
+        {
+            Some(identity) => {
+                self.trace
+                    .debug(DETAILS, format_args!("authenticated as {identity}"));
+                self.info.authenticated = Some(identity);
+                Self::ok(
+                    conn,
+                    Reply::new(235, (2, 7, 0), "Authentication successful"),
+                )
+            }
+            None => {
+                tracing::warn!(
+                    target: "smtp",
+                    "SMTP Server: Authentication failed for user {} from {}",
+                    credentials.user.escape_debug(),
+                    self.info.peer.ip()
+                );
+                self.error(
+                    conn,
+                    Reply::new(535, (5, 7, 8), "Authentication credentials invalid"),
+                )
+            }
+        }
+    }
+
+    /// Runs the AUTH exchange of one mechanism.
+    async fn credentials<T>(
+        &self,
+        conn: &mut Conn<T>,
+        mechanism: Mechanism,
+        initial: &str,
+    ) -> Result<Credentials, AuthFailure>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        match mechanism {
+            Mechanism::Plain => {
+                let response = if initial.is_empty() {
+                    self.challenge(conn, "").await?
+                } else {
+                    initial.to_owned()
+                };
+                Ok(auth::decode_plain(&response)?)
+            }
+            Mechanism::Login => {
+                let user = if initial.is_empty() {
+                    self.challenge(conn, "Username:").await?
+                } else {
+                    initial.to_owned()
+                };
+                let user = auth::decode_text(&user)?;
+                let password = auth::decode_text(&self.challenge(conn, "Password:").await?)?;
+                Ok(Credentials { user, password })
+            }
+        }
+    }
+
+    /// Sends a `334` challenge and reads the client's answer (`*` cancels).
+    async fn challenge<T>(&self, conn: &mut Conn<T>, prompt: &str) -> Result<String, AuthFailure>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        conn.queue(&Reply::plain(334, auth::encode(prompt)));
+        let mut line = Vec::new();
+        match conn
+            .read_line(&mut line, self.config.max_line_length)
+            .await?
+        {
+            Line::TooLong => Err(AuthFailure::Reply(Reply::new(
+                500,
+                (5, 5, 6),
+                "Authentication exchange line is too long",
+            ))),
+            Line::Complete => {
+                let answer = String::from_utf8_lossy(&line).trim().to_owned();
+                if answer == "*" {
+                    Err(AuthFailure::Reply(Reply::new(
+                        501,
+                        (5, 0, 0),
+                        "Authentication cancelled",
+                    )))
+                } else {
+                    Ok(answer)
+                }
+            }
+        }
+    }
+
+    fn starttls<T>(&mut self, conn: &mut Conn<T>) -> Result<Step, SessionError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+    {
+        if self.config.tls.is_none() {
+            return Self::ok(conn, Reply::new(502, (5, 5, 1), "STARTTLS not available"));
+        }
+        if self.info.tls {
+            return self.error(conn, Reply::new(503, (5, 5, 1), "TLS already active"));
+        }
+        conn.queue(&Reply::new(220, (2, 0, 0), "Ready to start TLS"));
+        Ok(Step::StartTls)
+    }
+}
+
+/// The reply to a line smtp-proto could not parse.
+fn parse_error_reply(e: smtp_proto::Error) -> Reply {
+    use smtp_proto::Error;
+    match e {
+        Error::UnknownCommand => Reply::new(500, (5, 5, 1), "Command unrecognized"),
+        Error::InvalidSenderAddress => Reply::new(501, (5, 1, 7), "Bad sender address syntax"),
+        Error::InvalidRecipientAddress => {
+            Reply::new(501, (5, 1, 3), "Bad recipient address syntax")
+        }
+        Error::SyntaxError { syntax } => Reply::new(501, (5, 5, 4), format!("Syntax: {syntax}")),
+        Error::InvalidParameter { param } => Reply::new(
+            501,
+            (5, 5, 4),
+            format!("Invalid value for parameter {param}"),
+        ),
+        Error::UnsupportedParameter { param } => {
+            let param: String = param
+                .chars()
+                .filter(char::is_ascii_graphic)
+                .take(64)
+                .collect();
+            Reply::new(555, (5, 5, 4), format!("Unsupported parameter {param}"))
+        }
+        Error::NeedsMoreData { .. } | Error::ResponseTooLong | Error::InvalidResponse { .. } => {
+            Reply::new(501, (5, 5, 4), "Syntax error")
+        }
+    }
+}
+
+/// Checks what smtp-proto leaves open in an address: bytes that were not
+/// UTF-8, control characters, and non-ASCII without SMTPUTF8.
+fn check_address(address: &str, smtputf8: bool, bad_syntax: (u8, u16, u16)) -> Result<(), Reply> {
+    if address
+        .chars()
+        .any(|c| c == char::REPLACEMENT_CHARACTER || c.is_control() || c.is_whitespace())
+    {
+        return Err(Reply::new(501, bad_syntax, "Bad address syntax"));
+    }
+    if !smtputf8 && !address.is_ascii() {
+        return Err(Reply::new(
+            553,
+            (5, 6, 7),
+            "Non-ASCII address requires SMTPUTF8",
+        ));
+    }
+    Ok(())
+}
+
+/// The command line for the debug log, without AUTH secrets.
+fn loggable(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end();
+    let mut words = text.split_ascii_whitespace();
+    match (words.next(), words.next()) {
+        (Some(verb), Some(mechanism)) if verb.eq_ignore_ascii_case("AUTH") => {
+            let hidden = if words.next().is_some() { " ****" } else { "" };
+            format!("{verb} {mechanism}{hidden}")
+        }
+        _ => text.escape_debug().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_secrets_are_not_logged() {
+        assert_eq!(
+            loggable(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+            "AUTH PLAIN ****"
+        );
+        assert_eq!(loggable(b"auth login\r\n"), "auth login");
+        assert_eq!(loggable(b"MAIL FROM:<a@b>\r\n"), "MAIL FROM:<a@b>");
+    }
+
+    #[test]
+    fn addresses_are_checked_for_what_the_parser_allows() {
+        assert!(check_address("a@b.example", false, (5, 1, 3)).is_ok());
+        assert!(check_address("", false, (5, 1, 7)).is_ok());
+        assert_eq!(
+            check_address("jö@b.example", false, (5, 1, 3)).map_err(|r| r.code),
+            Err(553)
+        );
+        assert!(check_address("jö@b.example", true, (5, 1, 3)).is_ok());
+        let bad = check_address("a\u{fffd}@b", true, (5, 1, 3)).map_err(|r| r.enhanced);
+        assert_eq!(bad, Err(Some((5, 1, 3))));
+        assert!(check_address("a\u{1}@b", true, (5, 1, 7)).is_err());
+    }
+
+    #[test]
+    fn parse_errors_map_to_5xx() {
+        for line in [
+            &b"MAIL FROM:<<<\r\n"[..],
+            b"FOO\r\n",
+            b"\xff\xfe\r\n",
+            b"RCPT TO:\r\n",
+            b"\r\n",
+        ] {
+            let reply = match Request::parse(&mut line.iter()) {
+                Ok(r) => panic!("{line:?} parsed as {r:?}"),
+                Err(e) => parse_error_reply(e),
+            };
+            assert!((500..=555).contains(&reply.code), "{line:?} gave {reply}");
+        }
+    }
+}
