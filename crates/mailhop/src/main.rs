@@ -1,1 +1,270 @@
-fn main() {}
+//! The `mailhop` command (SPEC §9): subcommands only; the work is in the crates.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "mailhop",
+    version,
+    about = "A mail routing server with Domino's routing model"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the servers of a directory (default: create or reuse ./mailhop-data).
+    Serve {
+        #[arg(long)]
+        directory: Option<PathBuf>,
+        /// Run only these servers (repeatable); default every server of the directory.
+        #[arg(long = "server")]
+        servers: Vec<String>,
+    },
+    /// Validate a directory: `FILE:LINE: field: reason` for each error.
+    Check {
+        #[arg(long)]
+        directory: Option<PathBuf>,
+    },
+    /// Read a password on standard input and print its argon2 hash.
+    Passwd,
+    /// Run a console command on a running server.
+    Console {
+        #[arg(long)]
+        directory: Option<PathBuf>,
+        #[arg(long)]
+        server: Option<String>,
+        /// The command, e.g. `show stat mail`.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Look into a mail file (works while the server runs).
+    Mailfile {
+        #[arg(long, global = true)]
+        directory: Option<PathBuf>,
+        #[arg(long, global = true)]
+        server: Option<String>,
+        #[command(subcommand)]
+        action: MailfileCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailfileCmd {
+    /// List messages: id, date, from, subject, size, flags.
+    Ls {
+        mail_file: String,
+        #[arg(long, default_value = "Inbox")]
+        folder: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one message as stored.
+    Show {
+        mail_file: String,
+        id: u32,
+        #[arg(long, default_value = "Inbox")]
+        folder: String,
+    },
+}
+
+/// A user error: one line, exit status 1.
+struct UserError(String);
+
+impl<E: std::fmt::Display> From<E> for UserError {
+    fn from(e: E) -> Self {
+        UserError(format!("{e:#}"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(UserError(msg)) => {
+            eprintln!("mailhop: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+const DEFAULT_FOLDER: &str = "mailhop-data";
+
+fn default_directory(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| Path::new(DEFAULT_FOLDER).join(server::zeroconf::DIRECTORY_FILE))
+}
+
+fn run(cli: Cli) -> Result<(), UserError> {
+    match cli.command {
+        Cmd::Serve { directory, servers } => {
+            init_logging();
+            let directory = match directory {
+                Some(d) => d,
+                None => {
+                    let zc = server::zeroconf::ensure(Path::new(DEFAULT_FOLDER))?;
+                    if let Some(pw) = zc.admin_password {
+                        println!(
+                            "mailhop: created {DEFAULT_FOLDER}/ (directory {})",
+                            zc.directory.display()
+                        );
+                        println!("mailhop: administrator admin@mailhop.localhost, password: {pw}");
+                        println!(
+                            "mailhop: (printed once; change it with `mailhop passwd` and the directory)"
+                        );
+                    } else {
+                        println!("mailhop: using {}", zc.directory.display());
+                    }
+                    zc.directory
+                }
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(server::serve(server::ServeOptions { directory, servers }))?;
+            Ok(())
+        }
+        Cmd::Check { directory } => {
+            let path = default_directory(directory);
+            match directory::load(&path) {
+                Ok(dir) => {
+                    println!(
+                        "{}: valid ({} servers, {} persons, {} groups)",
+                        path.display(),
+                        dir.servers.len(),
+                        dir.persons.len(),
+                        dir.groups.len()
+                    );
+                    Ok(())
+                }
+                Err(errors) => {
+                    print!("{errors}");
+                    if !errors.to_string().ends_with('\n') {
+                        println!();
+                    }
+                    Err(UserError(format!("{} has errors", path.display())))
+                }
+            }
+        }
+        Cmd::Passwd => {
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input)?;
+            let password = input.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err(UserError("no password on standard input".into()));
+            }
+            println!("{}", server::hash_password(password)?);
+            Ok(())
+        }
+        Cmd::Console {
+            directory,
+            server,
+            command,
+        } => {
+            let data = server_data(directory, server.as_deref())?;
+            print!(
+                "{}",
+                server::send_console_command(&data, &command.join(" "))?
+            );
+            Ok(())
+        }
+        Cmd::Mailfile {
+            directory,
+            server,
+            action,
+        } => {
+            let data = server_data(directory, server.as_deref())?;
+            let store = store::Store::open_read_only(&data.join("store"))?;
+            match action {
+                MailfileCmd::Ls {
+                    mail_file,
+                    folder,
+                    json,
+                } => mailfile_ls(&store, &mail_file, &folder, json),
+                MailfileCmd::Show {
+                    mail_file,
+                    id,
+                    folder,
+                } => match store.message_body(&mail_file, &folder, id)? {
+                    Some(body) => {
+                        use std::io::Write as _;
+                        std::io::stdout().write_all(&body)?;
+                        Ok(())
+                    }
+                    None => Err(UserError(format!(
+                        "no message {id} in {mail_file} {folder}"
+                    ))),
+                },
+            }
+        }
+    }
+}
+
+/// The data folder of the named server (or the only server) of a directory.
+fn server_data(directory: Option<PathBuf>, name: Option<&str>) -> Result<PathBuf, UserError> {
+    let path = default_directory(directory);
+    let dir = directory::load(&path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    let server = match name {
+        Some(n) => dir
+            .server_by_str(n)
+            .ok_or_else(|| UserError(format!("no server {n} in {}", path.display())))?,
+        None => match dir.servers.as_slice() {
+            [one] => one,
+            _ => {
+                return Err(UserError(format!(
+                    "{} has several servers: say which with --server",
+                    path.display()
+                )));
+            }
+        },
+    };
+    Ok(server.data.clone())
+}
+
+fn mailfile_ls(
+    store: &store::Store,
+    mail_file: &str,
+    folder: &str,
+    json: bool,
+) -> Result<(), UserError> {
+    let entries = store.messages(mail_file, folder)?;
+    for e in entries {
+        let date = chrono::DateTime::from_timestamp_millis(e.date.unwrap_or(e.internal_date))
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_default();
+        let flags = e.flags.to_string();
+        if json {
+            let v = serde_json::json!({
+                "id": e.uid,
+                "date": date,
+                "from": e.from,
+                "subject": e.subject,
+                "size": e.size,
+                "flags": flags,
+                "message_id": e.message_id.as_deref().map(|m| m.trim_start_matches('<').trim_end_matches('>')),
+                "route_servers": e.route_servers,
+                "route_times": e.route_times,
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "{:>6}  {:<25}  {:<30}  {:<40}  {:>8}  {}",
+                e.uid, date, e.from, e.subject, e.size, flags
+            );
+        }
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MAILHOP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}

@@ -1,1 +1,15 @@
-//! routing
+//! The routing decision, as pure functions (SPEC §3).
+//!
+//! Input: a directory snapshot, the server doing the routing, and recipient
+//! addresses. Output: what happens to each address — delivered into a mail
+//! file here, expanded (groups), forwarded, transferred towards another
+//! server, sent by SMTP, or failed with Domino's exact reason. No I/O and no
+//! clock: the router, `trace` and the tests all call the same code.
+
+mod address;
+mod resolve;
+
+pub use address::{Address, BadAddress};
+pub use resolve::{
+    Action, Context, Failure, Route, SmtpVia, Step, resolve, resolve_all, route_to_server,
+};

@@ -1,0 +1,381 @@
+//! A real `mailhop` process on loopback ports, for end-to-end tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailhop");
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The argon2 hash of `pw`, made by `mailhop passwd`.
+pub fn hash(pw: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pw.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+pub struct TestServer {
+    pub tmp: tempfile::TempDir,
+    pub directory: PathBuf,
+    pub smtp: SocketAddr,
+    pub submission: SocketAddr,
+    child: Option<Child>,
+}
+
+/// The Acme directory most tests use; `{SMTP}`, `{SUBMISSION}` and `{EXTRA}` are filled in.
+pub const ACME: &str = r#"
+[domain]
+name = "Acme"
+
+[global_domain]
+primary_internet_domain = "acme.com"
+alias_internet_domains = ["acme.nl"]
+
+[[server]]
+name = "Mail/Acme"
+hostname = "mail.acme.com"
+smtp_auth = "optional"
+data = "data/mail"
+
+[server.listen]
+smtp = "{SMTP}"
+submission = "{SUBMISSION}"
+
+[[configuration]]
+server = "*"
+{CONFIG}
+
+[[person]]
+full_name = "CN=Jane Doe/O=Acme"
+first_name = "Jane"
+last_name = "Doe"
+short_name = "jdoe"
+internet_address = "jane.doe@acme.com"
+mail_server = "Mail/Acme"
+mail_file = "mail/jdoe"
+internet_password = "{JANE_HASH}"
+
+[[person]]
+full_name = "CN=Admin/O=Acme"
+first_name = "Admin"
+last_name = "Acme"
+short_name = "admin"
+internet_address = "admin@acme.com"
+mail_server = "Mail/Acme"
+mail_file = "mail/admin"
+
+[[person]]
+full_name = "CN=John Smith/O=Acme"
+first_name = "John"
+last_name = "Smith"
+short_name = "smith"
+internet_address = "john.smith@acme.com"
+mail_server = "Mail/Acme"
+mail_file = "mail/jsmith"
+
+[[person]]
+full_name = "CN=Mary Smith/O=Acme"
+first_name = "Mary"
+last_name = "Smith"
+short_name = "smith"
+internet_address = "mary.smith@acme.com"
+mail_server = "Mail/Acme"
+mail_file = "mail/msmith"
+
+[[person]]
+full_name = "CN=Tiny Box/O=Acme"
+first_name = "Tiny"
+last_name = "Box"
+short_name = "tiny"
+internet_address = "tiny@acme.com"
+mail_server = "Mail/Acme"
+mail_file = "mail/tiny"
+quota = "4KB"
+
+[[group]]
+name = "Sales"
+members = ["Jane Doe/Acme", "Admin/Acme", "Inner"]
+internet_address = "sales@acme.com"
+
+[[group]]
+name = "Inner"
+members = ["jane.doe@acme.com", "Sales"]
+
+{EXTRA}
+"#;
+
+pub struct Setup<'a> {
+    pub config: &'a str,
+    pub extra: &'a str,
+}
+
+impl Default for Setup<'_> {
+    fn default() -> Self {
+        Setup {
+            config: "",
+            extra: "",
+        }
+    }
+}
+
+pub fn jane_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| hash("jane-secret"))
+}
+
+impl TestServer {
+    pub fn start(setup: Setup<'_>) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let smtp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let submission: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let text = ACME
+            .replace("{SMTP}", &smtp.to_string())
+            .replace("{SUBMISSION}", &submission.to_string())
+            .replace("{CONFIG}", setup.config)
+            .replace("{EXTRA}", setup.extra)
+            .replace("{JANE_HASH}", jane_hash());
+        let directory = tmp.path().join("directory.toml");
+        std::fs::write(&directory, text).unwrap();
+        let mut s = TestServer {
+            tmp,
+            directory,
+            smtp,
+            submission,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::create(self.tmp.path().join("server.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--directory")
+            .arg(&self.directory)
+            .env("MAILHOP_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_for(
+            || TcpStream::connect(self.smtp).is_ok(),
+            "the SMTP listener",
+        );
+        wait_for(
+            || self.try_console("show server").is_ok(),
+            "the console socket",
+        );
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn try_console(&self, cmd: &str) -> Result<String, String> {
+        let out = Command::new(BIN)
+            .arg("console")
+            .arg("--directory")
+            .arg(&self.directory)
+            .args(cmd.split_whitespace())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    pub fn console(&self, cmd: &str) -> String {
+        self.try_console(cmd).unwrap()
+    }
+
+    /// A statistic from `show stat`.
+    pub fn stat(&self, name: &str) -> i64 {
+        let out = self.console(&format!("show stat {name}"));
+        for line in out.lines() {
+            if let Some((n, v)) = line.trim().split_once(" = ") {
+                if n == name {
+                    return v.trim().parse().unwrap_or(-1);
+                }
+            }
+        }
+        panic!("no statistic {name} in:\n{out}");
+    }
+
+    /// `mailhop mailfile ls --json`.
+    pub fn mailfile(&self, mail_file: &str) -> Vec<serde_json::Value> {
+        let out = Command::new(BIN)
+            .args(["mailfile", "--directory"])
+            .arg(&self.directory)
+            .args(["ls", mail_file, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mailfile ls failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn mailfile_show(&self, mail_file: &str, id: u64) -> String {
+        let out = Command::new(BIN)
+            .args(["mailfile", "--directory"])
+            .arg(&self.directory)
+            .args(["show", mail_file, &id.to_string()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Wait until `mail_file` holds `n` messages; returns them.
+    pub fn wait_mail(&self, mail_file: &str, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let m = self.mailfile(mail_file);
+            if m.len() >= n || Instant::now() > deadline {
+                return m;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn rewrite_directory(&self, f: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(&self.directory).unwrap();
+        // Make sure the mtime moves even on coarse clocks.
+        std::thread::sleep(Duration::from_millis(1100));
+        std::fs::write(&self.directory, f(text)).unwrap();
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.tmp.path().join("data/mail")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A plain SMTP conversation over a socket, for the cases real clients won't produce.
+pub struct RawSmtp {
+    pub r: BufReader<TcpStream>,
+    pub w: TcpStream,
+}
+
+impl RawSmtp {
+    pub fn connect(addr: SocketAddr) -> RawSmtp {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut c = RawSmtp {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
+        let greet = c.reply();
+        assert!(greet.starts_with("220"), "greeting: {greet}");
+        c
+    }
+
+    /// Read one (possibly multi-line) reply.
+    pub fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line).unwrap_or(0) == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).unwrap();
+    }
+
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// A whole transaction; returns the reply to the end of DATA.
+    pub fn mail(&mut self, from: &str, to: &[&str], body: &str) -> String {
+        let r = self.cmd(&format!("MAIL FROM:<{from}>"));
+        assert!(r.starts_with("250"), "MAIL: {r}");
+        for t in to {
+            let r = self.cmd(&format!("RCPT TO:<{t}>"));
+            assert!(r.starts_with("250"), "RCPT {t}: {r}");
+        }
+        let r = self.cmd("DATA");
+        assert!(r.starts_with("354"), "DATA: {r}");
+        self.send(body.replace('\n', "\r\n").as_bytes());
+        self.cmd("\r\n.")
+    }
+
+    pub fn drain(&mut self) -> String {
+        let mut s = String::new();
+        let _ = self.r.read_to_string(&mut s);
+        s
+    }
+}
+
+pub fn message(from: &str, to: &str, subject: &str) -> String {
+    format!(
+        "From: <{from}>\nTo: <{to}>\nSubject: {subject}\nMessage-ID: <{}.{}@test>\n\nHello {to}.\n",
+        subject.replace(' ', "-"),
+        std::process::id()
+    )
+}
+
+pub fn read_file(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}

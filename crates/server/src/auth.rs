@@ -1,0 +1,200 @@
+//! Internet password authentication (SPEC §7): which names a user may log in
+//! with (`internet_auth`), argon2 verification, and throttling of failures.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::{PasswordHash, PasswordHasher, PasswordVerifier};
+use directory::{Directory, EntryRef, InternetAuth, Person};
+use tracing::warn;
+
+use crate::instance::{Instance, lock};
+
+/// Make an argon2id hash of `password` (what `mailhop passwd` prints).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+}
+
+fn verify(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// The persons a login name designates under the server's `internet_auth`.
+pub(crate) fn persons_for_login<'d>(
+    dir: &'d Directory,
+    mode: InternetAuth,
+    user: &str,
+) -> Vec<&'d Person> {
+    let mut found: Vec<usize> = Vec::new();
+    let mut add = |refs: Vec<EntryRef>| {
+        for r in refs {
+            if let EntryRef::Person(i) = r {
+                if !found.contains(&i) {
+                    found.push(i);
+                }
+            }
+        }
+    };
+    if user.contains('@') {
+        add(dir.by_internet_address(user));
+    }
+    let named: Vec<EntryRef> = dir.by_name(user);
+    let user_l = user.to_ascii_lowercase();
+    match mode {
+        InternetAuth::FewerNames => add(named
+            .into_iter()
+            .filter(|r| match r {
+                EntryRef::Person(i) => {
+                    dir.persons[*i].full_name.common_name().to_ascii_lowercase() == user_l
+                }
+                _ => false,
+            })
+            .collect()),
+        InternetAuth::MoreNames => {
+            add(named);
+            add(dir
+                .persons
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.last_name.eq_ignore_ascii_case(user))
+                .map(|(i, _)| EntryRef::Person(i))
+                .collect());
+        }
+    }
+    found.into_iter().map(|i| &dir.persons[i]).collect()
+}
+
+/// Failed logins per client address and per user name, with a growing delay.
+#[derive(Default)]
+pub(crate) struct Throttle(Mutex<HashMap<String, (u32, Instant)>>);
+
+impl Throttle {
+    const WINDOW: Duration = Duration::from_secs(300);
+
+    fn delay(&self, keys: &[String]) -> Duration {
+        let map = lock(&self.0);
+        let worst = keys
+            .iter()
+            .filter_map(|k| map.get(k))
+            .filter(|(_, at)| at.elapsed() < Self::WINDOW)
+            .map(|(n, _)| *n)
+            .max()
+            .unwrap_or(0);
+        // 0, 0, 0, then 1 s, 2 s, 4 s ... capped at 16 s.
+        match worst {
+            0..=2 => Duration::ZERO,
+            n => Duration::from_secs(1 << (n - 3).min(4)),
+        }
+    }
+
+    fn failed(&self, keys: &[String]) {
+        let mut map = lock(&self.0);
+        if map.len() > 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < Self::WINDOW);
+        }
+        for k in keys {
+            let e = map.entry(k.clone()).or_insert((0, Instant::now()));
+            if e.1.elapsed() >= Self::WINDOW {
+                e.0 = 0;
+            }
+            e.0 += 1;
+            e.1 = Instant::now();
+        }
+    }
+
+    fn succeeded(&self, keys: &[String]) {
+        let mut map = lock(&self.0);
+        for k in keys {
+            map.remove(k);
+        }
+    }
+}
+
+/// Check a login; `Some(identity)` (the person's full name) on success.
+/// The reason of a failure is logged for the administrator, never told to the client.
+pub(crate) async fn authenticate(
+    inst: &Instance,
+    client: IpAddr,
+    user: &str,
+    password: &str,
+    protocol: &str,
+) -> Option<String> {
+    let keys = [
+        format!("ip:{client}"),
+        format!("user:{}", user.to_ascii_lowercase()),
+    ];
+    let delay = inst.auth_failures.delay(&keys);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let snap = inst.snapshot();
+    let persons = persons_for_login(&snap.dir, snap.server.internet_auth, user);
+    let failure = match persons.as_slice() {
+        [] => Some("no person has that name".to_owned()),
+        [p] => match &p.internet_password {
+            None => Some("the person has no Internet password".to_owned()),
+            Some(hash) => {
+                let (hash, password) = (hash.clone(), password.to_owned());
+                let ok = tokio::task::spawn_blocking(move || verify(&hash, &password))
+                    .await
+                    .unwrap_or(false);
+                (!ok).then(|| "wrong password".to_owned())
+            }
+        },
+        many => Some(format!(
+            "the name is ambiguous ({} persons match)",
+            many.len()
+        )),
+    };
+    match failure {
+        None => {
+            inst.auth_failures.succeeded(&keys);
+            persons.first().map(|p| p.full_name.to_string())
+        }
+        Some(reason) => {
+            warn!(
+                "{protocol} Server: Authentication failed for user {user} from {client}: {reason}"
+            );
+            inst.auth_failures.failed(&keys);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_then_verify() {
+        let h = hash_password("s3cret").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify(&h, "s3cret"));
+        assert!(!verify(&h, "other"));
+        assert!(!verify("not a hash", "s3cret"));
+    }
+
+    #[test]
+    fn throttle_grows_after_three_failures() {
+        let t = Throttle::default();
+        let k = ["ip:127.0.0.1".to_owned()];
+        for _ in 0..3 {
+            assert_eq!(t.delay(&k), Duration::ZERO);
+            t.failed(&k);
+        }
+        assert_eq!(t.delay(&k), Duration::from_secs(1));
+        t.succeeded(&k);
+        assert_eq!(t.delay(&k), Duration::ZERO);
+    }
+}

@@ -1,0 +1,234 @@
+//! One running server: its store, router, listeners and console socket.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use directory::{Directory, NotesName};
+use router::{Router, RouterShared, RouterStats, Snapshot, Verbosity};
+use smtp::SmtpStats;
+use store::Store;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::listener::{self, SmtpListenerKind};
+
+/// A task started by the server, as `show tasks` lists it.
+pub(crate) struct RunningTask {
+    pub task: console::Task,
+    pub label: &'static str,
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// One mailhop server of the directory, running.
+pub struct Instance {
+    pub(crate) name: NotesName,
+    pub(crate) directory_path: PathBuf,
+    pub(crate) data: PathBuf,
+    pub(crate) store: Store,
+    pub(crate) router: Router,
+    pub(crate) smtp_stats: Arc<SmtpStats>,
+    pub(crate) started: Instant,
+    pub(crate) tasks: Mutex<Vec<RunningTask>>,
+    /// Debug variables set at run time (`set config NAME=VALUE`).
+    pub(crate) config_vars: Mutex<BTreeMap<String, String>>,
+    pub(crate) tls: ArcSwap<Option<Arc<rustls::ServerConfig>>>,
+    pub(crate) auth_failures: crate::auth::Throttle,
+    console_stop: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Instance {
+    /// Open the store, start the router, the listeners of `[server.listen]`
+    /// and the console socket.
+    pub async fn start(
+        dir: Arc<Directory>,
+        name: &NotesName,
+        directory_path: PathBuf,
+    ) -> anyhow::Result<Arc<Instance>> {
+        let snap = Snapshot::new(dir, name)
+            .with_context(|| format!("server {name} is not in the directory"))?;
+        let data = snap.server.data.clone();
+        create_private_dir(&data)?;
+        let store = Store::open(&data.join("store"))
+            .with_context(|| format!("opening the store in {}", data.display()))?;
+        let tls = crate::tls::load(&snap.server)?;
+        let workers = usize::from(snap.config.delivery_threads).max(1);
+        let verbosity = Verbosity::new(snap.server.debug.log_mail_routing);
+        let shared = Arc::new(RouterShared {
+            snapshot: ArcSwap::from_pointee(snap),
+            store: store.clone(),
+            stats: RouterStats::new(),
+            verbosity,
+        });
+        let router = Router::start(shared, workers);
+        let inst = Arc::new(Instance {
+            name: name.clone(),
+            directory_path,
+            data: data.clone(),
+            store,
+            router,
+            smtp_stats: Arc::new(SmtpStats::new()),
+            started: Instant::now(),
+            tasks: Mutex::new(Vec::new()),
+            config_vars: Mutex::new(BTreeMap::new()),
+            tls: ArcSwap::from_pointee(tls),
+            auth_failures: crate::auth::Throttle::default(),
+            console_stop: Mutex::new(None),
+        });
+        for kind in [
+            SmtpListenerKind::Smtp,
+            SmtpListenerKind::Submission,
+            SmtpListenerKind::Smtps,
+        ] {
+            if inst.listen_addr(kind).is_some() {
+                inst.start_smtp(kind).await?;
+            }
+        }
+        let stop = crate::control::start(inst.clone())
+            .with_context(|| format!("console socket in {}", data.display()))?;
+        *lock(&inst.console_stop) = Some(stop);
+        info!(
+            "Router: mailhop server {} started (data {})",
+            inst.name,
+            data.display()
+        );
+        Ok(inst)
+    }
+
+    pub fn name(&self) -> &NotesName {
+        &self.name
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.router.shared().snapshot.load_full()
+    }
+
+    pub(crate) fn listen_addr(&self, kind: SmtpListenerKind) -> Option<SocketAddr> {
+        let snap = self.snapshot();
+        let l = &snap.server.listen;
+        match kind {
+            SmtpListenerKind::Smtp => l.smtp,
+            SmtpListenerKind::Submission => l.submission,
+            SmtpListenerKind::Smtps => l.smtps,
+        }
+    }
+
+    /// Start an SMTP listener (`load smtp`).
+    pub(crate) async fn start_smtp(self: &Arc<Self>, kind: SmtpListenerKind) -> anyhow::Result<()> {
+        let addr = self
+            .listen_addr(kind)
+            .with_context(|| format!("no {} address in [server.listen]", kind.key()))?;
+        if kind == SmtpListenerKind::Smtps && self.tls.load().is_none() {
+            warn!("SMTP Server: smtps needs tls in the server document; not started");
+            return Ok(());
+        }
+        if lock(&self.tasks)
+            .iter()
+            .any(|t| t.addr == addr && t.task == console::Task::Smtp)
+        {
+            return Ok(());
+        }
+        let (stop, addr) = listener::start(self.clone(), kind, addr).await?;
+        lock(&self.tasks).push(RunningTask {
+            task: console::Task::Smtp,
+            label: "SMTP Server",
+            addr,
+            stop: Some(stop),
+        });
+        Ok(())
+    }
+
+    /// Stop every task of a kind (`tell smtp quit`); returns how many stopped.
+    pub(crate) fn stop_task(&self, task: console::Task) -> usize {
+        let mut tasks = lock(&self.tasks);
+        let before = tasks.len();
+        tasks.retain_mut(|t| {
+            if t.task == task {
+                if let Some(stop) = t.stop.take() {
+                    let _ = stop.send(());
+                }
+                false
+            } else {
+                true
+            }
+        });
+        before - tasks.len()
+    }
+
+    /// Swap in a new directory snapshot (reload, `tell router update config`).
+    pub fn apply_directory(&self, dir: Arc<Directory>) {
+        match Snapshot::new(dir, &self.name) {
+            Some(snap) => {
+                self.router.shared().verbosity.set(
+                    self.log_level_override()
+                        .unwrap_or(snap.server.debug.log_mail_routing),
+                );
+                match crate::tls::load(&snap.server) {
+                    Ok(tls) => self.tls.store(Arc::new(tls)),
+                    Err(e) => warn!("Directory: TLS files of {} not loaded: {e:#}", self.name),
+                }
+                self.router.shared().snapshot.store(Arc::new(snap));
+            }
+            None => warn!(
+                "Directory: server {} is no longer in the directory; keeping its previous configuration",
+                self.name
+            ),
+        }
+    }
+
+    fn log_level_override(&self) -> Option<u8> {
+        lock(&self.config_vars)
+            .get("log_mailrouting")
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Lines printed at start: every port this server listens on.
+    pub fn describe_ports(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "mailhop: server {} ({}) data {}",
+            self.name,
+            self.snapshot().server.hostname,
+            self.data.display()
+        )];
+        for t in lock(&self.tasks).iter() {
+            out.push(format!("  {:<18} {}", t.label, t.addr));
+        }
+        out.push(format!(
+            "  {:<18} {}",
+            "Console socket",
+            crate::control::console_socket_path(&self.data).display()
+        ));
+        out
+    }
+
+    pub async fn shutdown(&self) {
+        for t in [
+            console::Task::Smtp,
+            console::Task::Pop3,
+            console::Task::Imap,
+        ] {
+            self.stop_task(t);
+        }
+        if let Some(stop) = lock(&self.console_stop).take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A folder only its owner may open (the console socket lives in it).
+fn create_private_dir(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! Zero configuration: `mailhop serve` in an empty folder creates
+//! `./mailhop-data/` with a directory of one domain, one server on loopback
+//! ports, an administrator with a generated password (printed once), and a
+//! self-signed certificate. A second start reuses it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use rand::Rng as _;
+
+/// The generated directory file inside the data folder.
+pub const DIRECTORY_FILE: &str = "directory.toml";
+
+/// What `ensure` did.
+pub struct ZeroConfig {
+    pub directory: PathBuf,
+    /// The administrator's password when the folder was just created.
+    pub admin_password: Option<String>,
+}
+
+/// Create the data folder on first start; reuse it afterwards.
+pub fn ensure(folder: &Path) -> anyhow::Result<ZeroConfig> {
+    let directory = folder.join(DIRECTORY_FILE);
+    if directory.exists() {
+        return Ok(ZeroConfig {
+            directory,
+            admin_password: None,
+        });
+    }
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    let hostname = "mail.mailhop.localhost";
+    let cert =
+        rcgen::generate_simple_self_signed(vec![hostname.to_owned(), "localhost".to_owned()])
+            .context("generating a self-signed certificate")?;
+    write_private(&folder.join("cert.pem"), cert.cert.pem().as_bytes())?;
+    write_private(
+        &folder.join("key.pem"),
+        cert.signing_key.serialize_pem().as_bytes(),
+    )?;
+
+    let password: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    let hash = crate::auth::hash_password(&password)?;
+    let text = format!(
+        r#"# mailhop directory, generated on first start. Edit it while the server
+# runs: a valid change is picked up within a second, a broken one is refused.
+# The documents and their fields are described in docs/DIRECTORY.md.
+
+[domain]
+name = "Mailhop"
+
+[global_domain]
+primary_internet_domain = "mailhop.localhost"
+
+[[server]]
+name = "Mail/Mailhop"
+hostname = "{hostname}"
+administrators = ["Admin/Mailhop"]
+smtp_auth = "optional"
+tls = {{ cert = "cert.pem", key = "key.pem" }}
+data = "mail"
+
+[server.listen]
+smtp = "127.0.0.1:2525"
+submission = "127.0.0.1:2587"
+smtps = "127.0.0.1:2465"
+
+[[configuration]]
+server = "*"
+# Nothing leaves this server: mail to other Internet domains gets a
+# Delivery Failure Report "No route found to domain ...".
+smtp_outside_local_domain = false
+
+[[person]]
+full_name = "CN=Admin/O=Mailhop"
+first_name = "Admin"
+last_name = "Mailhop"
+short_name = "admin"
+internet_address = "admin@mailhop.localhost"
+mail_server = "Mail/Mailhop"
+mail_file = "mail/admin"
+internet_password = "{hash}"
+"#
+    );
+    write_private(&directory, text.as_bytes())?;
+    Ok(ZeroConfig {
+        directory,
+        admin_password: Some(password),
+    })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
