@@ -105,6 +105,8 @@ pub(crate) struct Builder {
     checks: Vec<Check>,
     errors: Vec<DirectoryError>,
     syntax_failed: bool,
+    /// A `[domain]` table was written (valid or not).
+    domain_written: bool,
 }
 
 impl Builder {
@@ -116,6 +118,7 @@ impl Builder {
             checks: Vec::new(),
             errors: Vec::new(),
             syntax_failed: false,
+            domain_written: false,
         }
     }
 
@@ -143,6 +146,7 @@ impl Builder {
             return;
         }
         let root = Table::root(&root);
+        self.domain_written |= root.has("domain");
         root.known(&mut report, TOP_LEVEL);
         let mut file_reader = FileReader {
             report,
@@ -163,6 +167,9 @@ impl Builder {
             return Err(sorted(self.errors));
         }
         let Some(domain) = self.domain.take() else {
+            if self.domain_written {
+                return Err(sorted(self.errors));
+            }
             self.file_error(
                 whole,
                 "domain",
@@ -275,20 +282,20 @@ fn check_configs(directory: &Directory) -> Vec<DirectoryError> {
                 ));
             }
         }
-        if config.journal_to.is_empty() {
-            if let Some((i, doc)) = docs.iter().rev().find(|(_, d)| d.rules.is_some()) {
-                for (j, rule) in config.rules.iter().enumerate() {
-                    if rule.action == RuleAction::Journal {
-                        errors.push(DirectoryError {
-                            line: rule.line,
-                            ..error(
-                                *i,
-                                doc,
-                                format!("rule[{j}].action"),
-                                format!("\"journal\" needs journal_to on server {}", server.name),
-                            )
-                        });
-                    }
+        if config.journal_to.is_empty()
+            && let Some((i, doc)) = docs.iter().rev().find(|(_, d)| d.rules.is_some())
+        {
+            for (j, rule) in config.rules.iter().enumerate() {
+                if rule.action == RuleAction::Journal {
+                    errors.push(DirectoryError {
+                        line: rule.line,
+                        ..error(
+                            *i,
+                            doc,
+                            format!("rule[{j}].action"),
+                            format!("\"journal\" needs journal_to on server {}", server.name),
+                        )
+                    });
                 }
             }
         }
@@ -327,39 +334,20 @@ impl FileReader<'_> {
     }
 
     fn read(&mut self, root: &Table<'_, '_>, docs: &mut Documents, domain: &mut Option<DomainDoc>) {
-        let r = &mut self.report;
-        if let Some(t) = root.table(r, "domain") {
-            if let Some(doc) = self.domain(&t) {
-                match domain {
-                    Some(first) => self.report.error_at_line(
-                        doc.line,
-                        "domain".to_owned(),
-                        format!(
-                            "[domain] is already given at {}:{}",
-                            first.file.display(),
-                            first.line
-                        ),
-                    ),
-                    None => *domain = Some(doc),
-                }
-            }
+        if let Some(t) = root.table(&mut self.report, "domain")
+            && let Some(doc) = self.domain(&t)
+        {
+            let line = doc.line;
+            self.only_once(domain, doc, "domain", line, |d| (d.file.clone(), d.line));
         }
-        let r = &mut self.report;
-        if let Some(t) = root.table(r, "global_domain") {
-            if let Some(doc) = self.global_domain(&t) {
-                match &docs.global_domain {
-                    Some(first) => self.report.error_at_line(
-                        doc.line,
-                        "global_domain".to_owned(),
-                        format!(
-                            "[global_domain] is already given at {}:{}",
-                            first.file.display(),
-                            first.line
-                        ),
-                    ),
-                    None => docs.global_domain = Some(doc),
-                }
-            }
+        if let Some(t) = root.table(&mut self.report, "global_domain")
+            && let Some(doc) = self.global_domain(&t)
+        {
+            let line = doc.line;
+            let slot = &mut docs.global_domain;
+            self.only_once(slot, doc, "global_domain", line, |d| {
+                (d.file.clone(), d.line)
+            });
         }
         // Paths count documents across files: `person[3]` is `persons[3]`.
         macro_rules! each {
@@ -389,6 +377,31 @@ impl FileReader<'_> {
         each!("person", persons, person);
         each!("group", groups, group);
         each!("mail_in", mail_ins, mail_in);
+    }
+
+    /// Keeps a document that may appear in one file only.
+    fn only_once<T>(
+        &mut self,
+        slot: &mut Option<T>,
+        doc: T,
+        key: &str,
+        line: usize,
+        first_at: impl Fn(&T) -> (Arc<Path>, usize),
+    ) {
+        match slot {
+            Some(first) => {
+                let (file, first_line) = first_at(first);
+                self.report.error_at_line(
+                    line,
+                    key.to_owned(),
+                    format!(
+                        "[{key}] is already given at {}:{first_line}",
+                        file.display()
+                    ),
+                );
+            }
+            None => *slot = Some(doc),
+        }
     }
 
     fn domain(&mut self, t: &Table<'_, '_>) -> Option<DomainDoc> {

@@ -310,12 +310,8 @@ impl FromStr for HostPattern {
             Ok(HostPattern::Any)
         } else if let Some(suffix) = s.strip_prefix("*.") {
             Ok(HostPattern::Suffix(domain_name(suffix)?))
-        } else if let Ok(cidr) = s.parse::<Cidr>() {
-            Ok(HostPattern::Cidr(cidr))
         } else if s.contains(['/', ':']) || s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            Err(ValueError::new(format!(
-                "{s:?} is not an IP address or CIDR block"
-            )))
+            s.parse().map(HostPattern::Cidr)
         } else {
             Ok(HostPattern::Name(domain_name(s)?))
         }

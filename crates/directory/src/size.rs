@@ -60,7 +60,7 @@ impl FromStr for Size {
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
-        match UNITS.iter().find(|(_, m)| n != 0 && n % m == 0) {
+        match UNITS.iter().find(|(_, m)| n != 0 && n.is_multiple_of(*m)) {
             Some((unit, m)) => write!(f, "{}{unit}", n / m),
             None => write!(f, "{n}B"),
         }
