@@ -41,6 +41,9 @@ pub enum SessionError {
     NoTlsConfig,
 }
 
+/// Most memory reserved up front for a message, whatever SIZE= announced.
+const PREALLOCATE_MAX: u64 = 1024 * 1024;
+
 /// Where the session stands.
 #[derive(Debug)]
 enum Phase {
@@ -124,6 +127,9 @@ pub async fn run_session<S>(
             CONNECTIONS,
             format_args!("SMTP Server: {peer} disconnected"),
         ),
+        Err(e @ SessionError::NoTlsConfig) => {
+            tracing::error!(target: "smtp", "SMTP Server: session from {peer} refused: {e}");
+        }
         Err(e) => trace.debug(
             CONNECTIONS,
             format_args!("SMTP Server: {peer} disconnected: {e}"),
@@ -288,7 +294,7 @@ impl Session {
         T: AsyncRead + AsyncWrite + Unpin + Send,
     {
         self.trace
-            .debug(COMMANDS, format_args!(">>> {}", loggable(line)));
+            .debug(COMMANDS, format_args!(">>> {}", Loggable(line)));
         let request = match Request::parse(&mut line.iter()) {
             Ok(request) => request,
             Err(e) => return self.error(conn, parse_error_reply(e)),
@@ -518,7 +524,8 @@ impl Session {
 
         self.messages += 1;
         let id = format!("{:X}.{}", self.info.session_id, self.messages);
-        let expected = env.size_hint.unwrap_or(0).min(self.config.max_message_size);
+        // The client's SIZE= is a hint, not a reason to reserve memory.
+        let expected = env.size_hint.unwrap_or(0).min(PREALLOCATE_MAX);
         let mut message =
             Vec::with_capacity(usize::try_from(expected).unwrap_or(0).saturating_add(4096));
         ReceivedHeader {
@@ -785,17 +792,22 @@ fn check_address(address: &str, smtputf8: bool, bad_syntax: (u8, u16, u16)) -> R
     Ok(())
 }
 
-/// The command line for the debug log, without AUTH secrets.
-fn loggable(line: &[u8]) -> String {
-    let text = String::from_utf8_lossy(line);
-    let text = text.trim_end();
-    let mut words = text.split_ascii_whitespace();
-    match (words.next(), words.next()) {
-        (Some(verb), Some(mechanism)) if verb.eq_ignore_ascii_case("AUTH") => {
-            let hidden = if words.next().is_some() { " ****" } else { "" };
-            format!("{verb} {mechanism}{hidden}")
+/// A command line as the debug log shows it: AUTH secrets hidden,
+/// formatted only if the line is actually logged.
+struct Loggable<'a>(&'a [u8]);
+
+impl std::fmt::Display for Loggable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = String::from_utf8_lossy(self.0);
+        let text = text.trim_end();
+        let mut words = text.split_ascii_whitespace();
+        match (words.next(), words.next()) {
+            (Some(verb), Some(mechanism)) if verb.eq_ignore_ascii_case("AUTH") => {
+                let hidden = if words.next().is_some() { " ****" } else { "" };
+                write!(f, "{verb} {mechanism}{hidden}")
+            }
+            _ => write!(f, "{}", text.escape_debug()),
         }
-        _ => text.escape_debug().to_string(),
     }
 }
 
@@ -806,11 +818,14 @@ mod tests {
     #[test]
     fn auth_secrets_are_not_logged() {
         assert_eq!(
-            loggable(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+            Loggable(b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n").to_string(),
             "AUTH PLAIN ****"
         );
-        assert_eq!(loggable(b"auth login\r\n"), "auth login");
-        assert_eq!(loggable(b"MAIL FROM:<a@b>\r\n"), "MAIL FROM:<a@b>");
+        assert_eq!(Loggable(b"auth login\r\n").to_string(), "auth login");
+        assert_eq!(
+            Loggable(b"MAIL FROM:<a@b>\r\n").to_string(),
+            "MAIL FROM:<a@b>"
+        );
     }
 
     #[test]

@@ -329,3 +329,48 @@ async fn statistics_count_sessions_and_bytes() {
         2 * per_session
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sessions_store_every_message() {
+    const SESSIONS: usize = 20;
+    const MESSAGES: usize = 100;
+    let server = Server::start(config()).await;
+    let body = format!(
+        "Subject: load\r\n\r\n{}",
+        "0123456789abcdef\r\n".repeat(100)
+    );
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..SESSIONS {
+        let mut c = server.connect().await;
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            c.reply().await;
+            c.expect("EHLO load.test", "250").await;
+            for m in 0..MESSAGES {
+                c.send(format!(
+                    "MAIL FROM:<s{s}@load.test>\r\nRCPT TO:<m{m}@acme.test>\r\nDATA\r\n"
+                ))
+                .await;
+                for code in ["250", "250", "354"] {
+                    assert!(c.reply().await.starts_with(code));
+                }
+                c.send(format!("{body}.\r\n")).await;
+                assert!(c.reply().await.starts_with("250 2.0.0 Ok: queued as"));
+            }
+            c.expect("QUIT", "221").await;
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client task");
+    }
+    let elapsed = started.elapsed();
+    let got = server.handler.received();
+    assert_eq!(got.len(), SESSIONS * MESSAGES);
+    assert!(got.iter().all(|m| m.body() == body.as_bytes()));
+    eprintln!(
+        "{} messages in {elapsed:?} ({:.0}/s, debug build)",
+        got.len(),
+        got.len() as f64 / elapsed.as_secs_f64()
+    );
+}

@@ -2,8 +2,8 @@
 //! errors, disconnects, and arbitrary bytes over an in-memory stream.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -11,7 +11,7 @@ use smtp::{ListenerConfig, SessionHandler, SessionInfo, SmtpStats, run_session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{Client, Recorder, Server, config, plain};
+use crate::common::{Client, Recorder, Server, config, plain, tls_server_config};
 
 #[tokio::test]
 async fn megabyte_command_line_is_refused_and_the_session_survives() {
@@ -224,6 +224,11 @@ async fn run_session_over_memory_delivers_a_message() {
     );
 }
 
+fn shared_tls_config() -> Arc<rustls::ServerConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ServerConfig>> = OnceLock::new();
+    Arc::clone(CONFIG.get_or_init(tls_server_config))
+}
+
 fn command_line() -> impl Strategy<Value = Vec<u8>> {
     let known = prop_oneof![
         Just(b"EHLO x".to_vec()),
@@ -254,11 +259,16 @@ fn command_line() -> impl Strategy<Value = Vec<u8>> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
-    fn arbitrary_lines_never_panic(lines in proptest::collection::vec(command_line(), 0..40), remote in any::<bool>()) {
+    fn arbitrary_lines_never_panic(
+        lines in proptest::collection::vec(command_line(), 0..40),
+        remote in any::<bool>(),
+        tls in any::<bool>(),
+    ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let input: Vec<u8> = lines.concat();
         let peer = if remote { addr("192.0.2.1:9") } else { addr("127.0.0.1:9") };
         let cfg = ListenerConfig { max_line_length: 100, max_data_line_length: 200, max_message_size: 2000, max_errors: 1000, ..config() };
+        let cfg = ListenerConfig { tls: tls.then(shared_tls_config), ..cfg };
         let (output, _) = runtime.block_on(converse(cfg, peer, input));
         prop_assert!(output.starts_with(b"220 "));
         // Every reply line is well formed.
