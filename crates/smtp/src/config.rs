@@ -42,7 +42,7 @@ pub struct ListenerConfig {
     pub max_message_size: u64,
     /// Recipients beyond this many get `452 4.5.3`.
     pub max_recipients: usize,
-    /// Longest command line accepted (without CRLF).
+    /// Longest command line accepted (without CRLF); at most 65,533.
     pub max_line_length: usize,
     /// Longest message line accepted during DATA (without CRLF).
     pub max_data_line_length: usize,

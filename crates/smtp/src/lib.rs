@@ -8,8 +8,8 @@
 //! facts it records.
 //!
 //! API note: `SessionInfo::new`, `SessionInfo::plaintext_auth_allowed`,
-//! `ListenerConfig::effective_auth`, `next_session_id`, the `Reply`
-//! constructors and `SessionError` are additions to the contract.
+//! `ListenerConfig::effective_auth`, `SmtpStats::new`, `next_session_id`
+//! and the `Reply` constructors are additions to the contract.
 
 mod auth;
 mod config;
@@ -27,5 +27,5 @@ pub use config::{AuthPolicy, ListenerConfig, ListenerKind};
 pub use handler::{Envelope, SessionHandler, SessionInfo};
 pub use reply::Reply;
 pub use server::{next_session_id, serve};
-pub use session::{SessionError, run_session};
+pub use session::run_session;
 pub use stats::SmtpStats;

@@ -26,7 +26,7 @@ use crate::{
 
 /// Why a session ended other than by QUIT.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     #[error("connection closed by the client")]
     Closed,
     #[error("idle timeout")]
@@ -274,7 +274,7 @@ impl Session {
         T: AsyncRead + AsyncWrite + Unpin,
     {
         conn.queue(&reply);
-        self.errors += 1;
+        self.errors = self.errors.saturating_add(1);
         if self.errors >= self.config.max_errors {
             return Err(SessionError::TooManyErrors);
         }

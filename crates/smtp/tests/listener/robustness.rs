@@ -278,3 +278,59 @@ proptest! {
         }
     }
 }
+
+/// Collects log output of the current thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn debug_logging_shows_the_conversation_but_not_passwords() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let secret = plain("alice", "secret");
+    let input = format!(
+        "EHLO log.test\r\nAUTH PLAIN {secret}\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\nMessage-ID: <log1@b.test>\r\n\r\nhi\r\n.\r\nQUIT\r\n"
+    );
+    let cfg = ListenerConfig {
+        debug: 4,
+        debug_io: 1,
+        ..config()
+    };
+    converse(cfg, addr("127.0.0.1:5000"), input.into_bytes()).await;
+    let log = String::from_utf8_lossy(&captured.0.lock().expect("log lock")).into_owned();
+    for expected in [
+        "SMTP Server: 127.0.0.1:5000 connected",
+        ">>> EHLO log.test",
+        "<<< 250 2.1.0 Sender OK",
+        ">>> AUTH PLAIN ****",
+        "authenticated as Alice Example/Acme",
+        "SMTP Server: Message Q0001 (MessageID: <log1@b.test>) received from 127.0.0.1 size 33 bytes",
+        "read ",
+        "disconnected",
+    ] {
+        assert!(
+            log.contains(expected),
+            "{expected:?} missing from log:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains(&secret),
+        "password leaked into the log:\n{log}"
+    );
+}
