@@ -237,6 +237,8 @@ impl Session {
             Ok(Err(e)) => return Err(SessionError::Connect(e.to_string())),
             Ok(Ok(tcp)) => tcp,
         };
+        // Commands are small and each waits for its reply: send them at once.
+        let _ = tcp.set_nodelay(true);
         if debug {
             tracing::info!(target: "transfer", "SMTPClient: Connection successful");
         }

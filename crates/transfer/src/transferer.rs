@@ -170,7 +170,7 @@ impl Transferer {
     ) -> Result<(Vec<RecipientResult>, TlsState), HostFailure> {
         let inner = &self.inner;
         let debug = inner.client_debug.load(Ordering::Relaxed);
-        if let Some(mut session) = inner.pool.take(target.addr) {
+        if let Some(mut session) = inner.pool.take(target) {
             session.debug = debug;
             let tls = session.tls();
             let reused = match session.rset().await {
