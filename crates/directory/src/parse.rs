@@ -3,7 +3,8 @@
 //! (references to servers, duplicates, per-server configuration). Owns
 //! validation; it reads no file itself and builds no lookup index.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,7 +95,13 @@ enum Check {
     NotServer(NotesName, Loc),
     /// The name must be an `adjacent_domain`.
     AdjacentDomain(String, Loc),
-    Unique(Unique, String, Loc),
+    /// `key` must not be claimed twice; `shown` is how the error names it.
+    Unique {
+        kind: Unique,
+        key: String,
+        shown: String,
+        loc: Loc,
+    },
 }
 
 /// Reads files one after the other and validates the whole at the end.
@@ -191,44 +198,49 @@ impl Builder {
     }
 
     fn run_checks(&mut self, domain: &DomainDoc) {
-        let servers: HashMap<&NotesName, ()> =
-            self.docs.servers.iter().map(|s| (&s.name, ())).collect();
-        let adjacent: HashMap<String, ()> = self
+        let servers: HashSet<&NotesName> = self.docs.servers.iter().map(|s| &s.name).collect();
+        let adjacent: HashSet<String> = self
             .docs
             .adjacent_domains
             .iter()
-            .map(|d| (d.name.to_lowercase(), ()))
+            .map(|d| d.name.to_lowercase())
             .collect();
         let mut seen: HashMap<(Unique, &str), &Loc> = HashMap::new();
         for check in &self.checks {
             match check {
-                Check::Server(name, loc) if !servers.contains_key(name) => {
+                Check::Server(name, loc) if !servers.contains(name) => {
                     self.errors
                         .push(loc.error(format!("no server named {name} in the directory")));
                 }
-                Check::NotServer(name, loc) if servers.contains_key(name) => {
+                Check::NotServer(name, loc) if servers.contains(name) => {
                     self.errors.push(loc.error(format!(
                         "{name} is a server; an smtp connection's destination is a placeholder \
                          that must not name one (e.g. all_internet_hosts)"
                     )));
                 }
-                Check::AdjacentDomain(name, loc)
-                    if !adjacent.contains_key(&name.to_lowercase()) =>
-                {
+                Check::AdjacentDomain(name, loc) if !adjacent.contains(&name.to_lowercase()) => {
                     self.errors
                         .push(loc.error(format!("no adjacent_domain named {name:?}")));
                 }
-                Check::Unique(kind, key, loc) => {
-                    if let Some(first) = seen.insert((*kind, key.as_str()), loc) {
+                Check::Unique {
+                    kind,
+                    key,
+                    shown,
+                    loc,
+                } => match seen.entry((*kind, key.as_str())) {
+                    Entry::Occupied(first) => {
+                        let first = first.get();
                         self.errors.push(loc.error(format!(
-                            "duplicate {} {key} (first at {}:{})",
+                            "duplicate {} {shown} (first at {}:{})",
                             kind.describe(),
                             first.file.display(),
                             first.line
                         )));
-                        seen.insert((*kind, key.as_str()), first);
                     }
-                }
+                    Entry::Vacant(slot) => {
+                        slot.insert(loc);
+                    }
+                },
                 _ => {}
             }
         }
@@ -324,9 +336,23 @@ impl FileReader<'_> {
         self.checks.push(Check::Server(name.clone(), loc));
     }
 
-    fn unique(&mut self, kind: Unique, key: String, table: &Table<'_, '_>, field: &str) {
+    /// Claims `key` as unique; `shown` names it in a duplicate error.
+    fn unique(
+        &mut self,
+        kind: Unique,
+        key: String,
+        shown: &str,
+        table: &Table<'_, '_>,
+        field: &str,
+    ) {
         let loc = self.loc(table, field);
-        self.checks.push(Check::Unique(kind, key, loc));
+        let shown = shown.to_owned();
+        self.checks.push(Check::Unique {
+            kind,
+            key,
+            shown,
+            loc,
+        });
     }
 
     fn file(&self) -> Arc<Path> {
@@ -479,8 +505,15 @@ impl FileReader<'_> {
         let data = self.base_dir.join(
             data.unwrap_or_else(|| Path::new("data").join(name.common_name().to_lowercase())),
         );
-        self.unique(Unique::ServerName, name.key().to_owned(), t, "name");
-        self.unique(Unique::DataFolder, data.display().to_string(), t, "data");
+        self.unique(
+            Unique::ServerName,
+            name.key().to_owned(),
+            &name.to_string(),
+            t,
+            "name",
+        );
+        let folder = data.display().to_string();
+        self.unique(Unique::DataFolder, folder.clone(), &folder, t, "data");
         let listen = listen.unwrap_or_default();
         Some(ServerDoc {
             name,
@@ -542,7 +575,8 @@ impl FileReader<'_> {
                 );
             }
             if addr.port() != 0 {
-                self.unique(Unique::ListenAddress, addr.to_string(), t, key);
+                let shown = addr.to_string();
+                self.unique(Unique::ListenAddress, shown.clone(), &shown, t, key);
             }
         }
         listen
@@ -633,14 +667,14 @@ impl FileReader<'_> {
             let rules = t.tables(r, "rule", 0);
             doc.rules = Some(rules.iter().filter_map(|rule| read_rule(r, rule)).collect());
         }
-        let key = match &target {
-            ConfigTarget::AllServers => "*".to_owned(),
+        let (key, shown) = match &target {
+            ConfigTarget::AllServers => ("*".to_owned(), "\"*\"".to_owned()),
             ConfigTarget::Server(name) => {
                 self.check_server(t, "server", name);
-                name.key().to_owned()
+                (name.key().to_owned(), name.to_string())
             }
         };
-        self.unique(Unique::Configuration, key, t, "server");
+        self.unique(Unique::Configuration, key, &shown, t, "server");
         Some(doc)
     }
 
@@ -727,7 +761,13 @@ impl FileReader<'_> {
         let via_server = t.req(r, "via_server", parsed::<NotesName>);
         let (name, via_server) = (name?, via_server?);
         self.check_server(t, "via_server", &via_server);
-        self.unique(Unique::AdjacentDomain, name.to_lowercase(), t, "name");
+        self.unique(
+            Unique::AdjacentDomain,
+            name.to_lowercase(),
+            &name,
+            t,
+            "name",
+        );
         Some(AdjacentDomain {
             name,
             via_server,
@@ -768,9 +808,11 @@ impl FileReader<'_> {
                 }
             })
             .flatten()?;
+        let key = address.to_lowercase();
         self.unique(
             Unique::InternetAddress,
-            address.to_lowercase(),
+            key,
+            &address,
             t,
             "internet_address",
         );

@@ -364,7 +364,7 @@ fn duplicates() {
             (
                 9,
                 "server[1].name",
-                "duplicate server name cn=mail/o=acme (first at dir/names.toml:5)",
+                "duplicate server name mail/acme (first at dir/names.toml:5)",
             ),
         ],
     );
