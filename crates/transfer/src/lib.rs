@@ -9,8 +9,8 @@
 //!
 //! API note: `Attempt` has an extra field `tls: TlsState`; `Transferer::with_cache`,
 //! `Transferer::set_client_debug` and `ConnectionCache` are additions.
-//! API note: the relay host types live in [`relay`] until the `directory`
-//! crate exports them; they are re-exported here under the same names.
+//! The relay host types are the directory's (`directory::RelayHosts`),
+//! re-exported here for convenience.
 
 mod balance;
 mod client;
@@ -19,14 +19,13 @@ mod error;
 mod hosts;
 mod outcome;
 mod pool;
-pub mod relay;
 mod reply;
 mod resolve;
 mod tls;
 mod transferer;
 
 pub use config::{Resolution, TlsMode, TransferConfig};
+pub use directory::{RelayHost, RelayHosts, RelayTarget};
 pub use error::{PlanError, TransferError};
 pub use outcome::{Attempt, Batch, Destination, RecipientResult, Target, TlsState, TransferReport};
-pub use relay::{RelayHost, RelayHosts, RelayTarget};
 pub use transferer::{ConnectionCache, Transferer};

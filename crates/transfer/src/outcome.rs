@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::relay::RelayHosts;
+use directory::RelayHosts;
 
 /// Where a batch goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use crate::config::{Resolution, TransferConfig};
 use crate::error::{PlanError, TransferError};
 use crate::hosts::HostsFile;
 use crate::outcome::{Destination, Target};
-use crate::relay::{RelayHost, RelayTarget};
+use directory::{RelayHost, RelayTarget};
 
 /// The longest a single DNS query may take, whatever the connect timeout.
 const MAX_DNS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -293,10 +293,12 @@ fn relay_candidate(host: &RelayHost, outbound_port: u16) -> Candidate {
             port,
         },
         RelayTarget::Ip(ip) => Candidate::Literal(Target {
-            host: match ip {
-                IpAddr::V4(v4) => format!("[{v4}]"),
-                IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
-            },
+            // The directory's canonical literal form, without the port.
+            host: RelayHost {
+                host: host.host.clone(),
+                port: None,
+            }
+            .to_string(),
             addr: SocketAddr::new(*ip, port),
         }),
     }

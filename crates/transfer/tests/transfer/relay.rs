@@ -336,3 +336,51 @@ async fn hosts_file_resolution_asks_no_dns() {
     missing.host_name_resolution = Resolution::Hosts(path);
     assert!(Transferer::new(missing).is_err());
 }
+
+#[tokio::test]
+async fn quirky_relay_forms_from_the_directory_mean_the_obvious_thing() {
+    let one = Sink::start(SinkConfig::default()).await;
+    let two = Sink::start(SinkConfig::default()).await;
+    let closed = closed_port().port();
+    let (p1, p2) = (one.port(), two.port());
+    let transferer = Transferer::new(config()).unwrap();
+
+    // Failover: a dead first level, then the second.
+    let failover: transfer::RelayHosts = format!("[127.0.0.1]:{closed};[127.0.0.1]:{p1}")
+        .parse()
+        .unwrap();
+    let plan = transferer
+        .plan(&Destination::Relay(failover.clone()))
+        .await
+        .unwrap();
+    assert_eq!(plan.len(), 2);
+    let report = transferer
+        .send(&Destination::Relay(failover), &batch(&["a@x.test"]))
+        .await;
+    assert_eq!(report.attempts.len(), 2);
+    assert_eq!(one.stats.messages().len(), 1);
+
+    // Load balancing, written the two quirky ways.
+    for text in [
+        format!("[[127.0.0.1]:{p1},[127.0.0.1]:{p2}"),
+        format!("127.0.0.1:{p1}, 127.0.0.1:{p2}"),
+    ] {
+        let hosts: transfer::RelayHosts = text.parse().unwrap();
+        assert_eq!(hosts.levels.len(), 1, "{text}");
+        assert_eq!(hosts.levels[0].len(), 2, "{text}");
+        for i in 0..4 {
+            let report = transferer
+                .send(
+                    &Destination::Relay(hosts.clone()),
+                    &batch(&[&format!("r{i}@x.test")]),
+                )
+                .await;
+            assert!(matches!(
+                report.results[0].1,
+                RecipientResult::Delivered { .. }
+            ));
+        }
+    }
+    assert_eq!(one.stats.messages().len(), 1 + 4);
+    assert_eq!(two.stats.messages().len(), 4);
+}
