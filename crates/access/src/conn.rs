@@ -1,0 +1,142 @@
+//! One client connection: plaintext or TLS (implicit or after STLS/STARTTLS),
+//! with idle timeouts and byte counters. Owns the socket only; no protocol here.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use crate::{AccessStats, Protocol};
+
+/// Why a session ended early. None of these is answered to the client.
+#[derive(Debug, Error)]
+pub(crate) enum SessionError {
+    #[error("connection error: {0}")]
+    Io(#[from] io::Error),
+    #[error("the client sent nothing for {0:?}")]
+    IdleTimeout(Duration),
+    #[error("TLS handshake failed: {0}")]
+    Tls(io::Error),
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// A connection with its peer and the counters it feeds.
+pub(crate) struct Conn {
+    stream: Stream,
+    pub(crate) peer: SocketAddr,
+    stats: Arc<AccessStats>,
+    protocol: Protocol,
+}
+
+/// Bytes read at most per call.
+const CHUNK: usize = 64 * 1024;
+
+impl Conn {
+    pub(crate) fn new(
+        tcp: TcpStream,
+        peer: SocketAddr,
+        stats: Arc<AccessStats>,
+        protocol: Protocol,
+    ) -> Conn {
+        Conn {
+            stream: Stream::Plain(tcp),
+            peer,
+            stats,
+            protocol,
+        }
+    }
+
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// Appends what the client sent next to `out`; `Ok(0)` at the end of the stream.
+    pub(crate) async fn read_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<usize, SessionError> {
+        let start = out.len();
+        out.resize(start + CHUNK, 0);
+        let read = match &mut self.stream {
+            Stream::Plain(s) => tokio::time::timeout(timeout, s.read(&mut out[start..])).await,
+            Stream::Tls(s) => tokio::time::timeout(timeout, s.read(&mut out[start..])).await,
+        };
+        let n = match read {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                out.truncate(start);
+                return Err(e.into());
+            }
+            Err(_) => {
+                out.truncate(start);
+                return Err(SessionError::IdleTimeout(timeout));
+            }
+        };
+        out.truncate(start + n);
+        self.stats.of(self.protocol).received(n);
+        Ok(n)
+    }
+
+    pub(crate) async fn write_all(&mut self, data: &[u8]) -> Result<(), SessionError> {
+        match &mut self.stream {
+            Stream::Plain(s) => {
+                s.write_all(data).await?;
+                s.flush().await?;
+            }
+            Stream::Tls(s) => {
+                s.write_all(data).await?;
+                s.flush().await?;
+            }
+        }
+        self.stats.of(self.protocol).sent(data.len());
+        Ok(())
+    }
+
+    /// Runs the TLS handshake (implicit TLS or after STLS/STARTTLS).
+    pub(crate) async fn start_tls(
+        self,
+        config: Arc<rustls::ServerConfig>,
+        timeout: Duration,
+    ) -> Result<Conn, SessionError> {
+        let Conn {
+            stream,
+            peer,
+            stats,
+            protocol,
+        } = self;
+        let tcp = match stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(_) => {
+                return Err(SessionError::Tls(io::Error::other("TLS is already active")));
+            }
+        };
+        let accept = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
+        let tls = tokio::time::timeout(timeout, accept)
+            .await
+            .map_err(|_| SessionError::IdleTimeout(timeout))?
+            .map_err(SessionError::Tls)?;
+        Ok(Conn {
+            stream: Stream::Tls(Box::new(tls)),
+            peer,
+            stats,
+            protocol,
+        })
+    }
+
+    pub(crate) async fn shutdown(&mut self) {
+        let _ = match &mut self.stream {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+        };
+    }
+}
