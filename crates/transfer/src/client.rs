@@ -580,6 +580,7 @@ impl Session {
                 if line.last() == Some(&b'\r') {
                     line.pop();
                 }
+                line.truncate(MAX_LINE);
                 return Ok(line);
             }
             if self.buf.len() > MAX_LINE {

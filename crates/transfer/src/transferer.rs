@@ -374,3 +374,31 @@ fn log_failure(host: &str, addr: &str, reason: &str) {
         "Router: No messages transferred to {host} (host {addr}) via SMTP: {reason}"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spawnable<T: Send>(_: T) {}
+
+    #[test]
+    fn transfers_can_run_on_any_worker_thread() {
+        let cfg = TransferConfig {
+            dns_servers: vec!["127.0.0.1:1".parse().unwrap()],
+            tls: TlsMode::Off,
+            ..TransferConfig::default()
+        };
+        let transferer = Transferer::new(cfg).unwrap();
+        let dest = Destination::Mx("example.test".into());
+        let batch = Batch {
+            from: String::new(),
+            recipients: vec![],
+            data: Arc::default(),
+            size: 0,
+            body_8bit: false,
+        };
+        spawnable(transferer.send(&dest, &batch));
+        spawnable(transferer.plan(&dest));
+        spawnable(transferer);
+    }
+}
