@@ -98,3 +98,23 @@ fn ten_thousand_persons_load_and_look_up() {
     assert_eq!(errors.0.len(), 1);
     assert_eq!(errors.0[0].field, "group[0].internet_address");
 }
+
+#[test]
+fn deeply_nested_values_are_errors_not_crashes() {
+    for depth in [100, 10_000, 200_000] {
+        let arrays = format!(
+            "[domain]\nname = {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert!(parse_str(&arrays, Path::new("x.toml")).is_err());
+        let tables = format!(
+            "[domain]\nname = {}1{}\n",
+            "{ a = ".repeat(depth),
+            " }".repeat(depth)
+        );
+        assert!(parse_str(&tables, Path::new("x.toml")).is_err());
+        let dotted = format!("{} = 1\n", vec!["a"; depth].join("."));
+        assert!(parse_str(&dotted, Path::new("x.toml")).is_err());
+    }
+}
