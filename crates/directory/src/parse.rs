@@ -512,7 +512,8 @@ impl FileReader<'_> {
             t,
             "name",
         );
-        let folder = data.display().to_string();
+        // Compared by components: `data/mail` and `./data/mail/` are one folder.
+        let folder = data.components().collect::<PathBuf>().display().to_string();
         self.unique(Unique::DataFolder, folder.clone(), &folder, t, "data");
         let listen = listen.unwrap_or_default();
         Some(ServerDoc {

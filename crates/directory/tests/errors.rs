@@ -369,6 +369,10 @@ fn duplicates() {
         ],
     );
     expect(
+        "data = \"./data/hub/\"\n[[server]]\nname = \"Hub/Acme\"\nhostname = \"hub.acme.com\"\n",
+        &[(8, "server[1].data", "duplicate data folder")],
+    );
+    expect(
         concat!(
             "[server.listen]\nsmtp = \"127.0.0.1:2525\"\n",
             "[[server]]\nname = \"Hub/Acme\"\nhostname = \"hub.acme.com\"\n",
