@@ -35,6 +35,8 @@ pub(crate) struct Conn {
     pub(crate) peer: SocketAddr,
     stats: Arc<AccessStats>,
     protocol: Protocol,
+    /// Where reads land before they are handed out.
+    scratch: Box<[u8]>,
 }
 
 /// Bytes read at most per call.
@@ -52,6 +54,7 @@ impl Conn {
             peer,
             stats,
             protocol,
+            scratch: vec![0; CHUNK].into_boxed_slice(),
         }
     }
 
@@ -59,30 +62,21 @@ impl Conn {
         matches!(self.stream, Stream::Tls(_))
     }
 
-    /// Appends what the client sent next to `out`; `Ok(0)` at the end of the stream.
+    /// Appends what the client sent next to `out`; `Ok(0)` at the end of the
+    /// stream. Cancel-safe: if the future is dropped, `out` is unchanged and no
+    /// byte is lost.
     pub(crate) async fn read_into(
         &mut self,
         out: &mut Vec<u8>,
         timeout: Duration,
     ) -> Result<usize, SessionError> {
-        let start = out.len();
-        out.resize(start + CHUNK, 0);
+        let scratch = &mut self.scratch[..];
         let read = match &mut self.stream {
-            Stream::Plain(s) => tokio::time::timeout(timeout, s.read(&mut out[start..])).await,
-            Stream::Tls(s) => tokio::time::timeout(timeout, s.read(&mut out[start..])).await,
+            Stream::Plain(s) => tokio::time::timeout(timeout, s.read(scratch)).await,
+            Stream::Tls(s) => tokio::time::timeout(timeout, s.read(scratch)).await,
         };
-        let n = match read {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                out.truncate(start);
-                return Err(e.into());
-            }
-            Err(_) => {
-                out.truncate(start);
-                return Err(SessionError::IdleTimeout(timeout));
-            }
-        };
-        out.truncate(start + n);
+        let n = read.map_err(|_| SessionError::IdleTimeout(timeout))??;
+        out.extend_from_slice(&self.scratch[..n]);
         self.stats.of(self.protocol).received(n);
         Ok(n)
     }
@@ -113,6 +107,7 @@ impl Conn {
             peer,
             stats,
             protocol,
+            scratch,
         } = self;
         let tcp = match stream {
             Stream::Plain(tcp) => tcp,
@@ -130,6 +125,7 @@ impl Conn {
             peer,
             stats,
             protocol,
+            scratch,
         })
     }
 

@@ -1,0 +1,213 @@
+//! FETCH responses built from a selected mailbox's messages: cheap items
+//! (FLAGS, UID, INTERNALDATE, RFC822.SIZE) from the session's state, the rest
+//! from the stored bytes. Runs on a blocking thread; reads the store only.
+
+use std::num::NonZeroU32;
+
+use chrono::DateTime;
+use imap_codec::ResponseCodec;
+use imap_codec::encode::Encoder;
+use imap_codec::imap_types::core::{Atom, Literal, NString, NString8, Vec1};
+use imap_codec::imap_types::datetime::DateTime as ImapDateTime;
+use imap_codec::imap_types::extensions::binary::Literal8;
+use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName};
+use imap_codec::imap_types::flag::{Flag, FlagFetch};
+use imap_codec::imap_types::response::{Data, Response};
+use store::{Flags, Store, StoreError};
+
+use super::mime;
+
+/// What the session knows of a message without reading it.
+#[derive(Clone, Debug)]
+pub(crate) struct Meta {
+    pub uid: u32,
+    pub flags: Flags,
+    pub size: u64,
+    pub internal_date: i64,
+}
+
+pub(crate) fn flag_list(flags: &Flags) -> Vec<FlagFetch<'static>> {
+    let mut list = Vec::new();
+    let system = [
+        (flags.seen, Flag::Seen),
+        (flags.answered, Flag::Answered),
+        (flags.flagged, Flag::Flagged),
+        (flags.deleted, Flag::Deleted),
+        (flags.draft, Flag::Draft),
+    ];
+    for (on, flag) in system {
+        if on {
+            list.push(FlagFetch::Flag(flag));
+        }
+    }
+    if flags.recent {
+        list.push(FlagFetch::Recent);
+    }
+    for k in &flags.keywords {
+        if let Ok(atom) = Atom::try_from(k.clone()) {
+            list.push(FlagFetch::Flag(Flag::Keyword(atom)));
+        }
+    }
+    list
+}
+
+/// A FETCH response line for one message.
+pub(crate) fn encode_fetch(out: &mut Vec<u8>, seq: u32, items: Vec<MessageDataItem<'static>>) {
+    let (Some(seq), Ok(items)) = (NonZeroU32::new(seq), Vec1::try_from(items)) else {
+        return;
+    };
+    let response = Response::Data(Data::Fetch { seq, items });
+    out.extend(ResponseCodec::default().encode(&response).dump());
+}
+
+fn needs_body(name: &MessageDataItemName<'_>) -> bool {
+    !matches!(
+        name,
+        MessageDataItemName::Flags
+            | MessageDataItemName::Uid
+            | MessageDataItemName::InternalDate
+            | MessageDataItemName::Rfc822Size
+    )
+}
+
+/// Whether fetching `name` sets `\Seen`.
+pub(crate) fn sets_seen(name: &MessageDataItemName<'_>) -> bool {
+    match name {
+        MessageDataItemName::BodyExt { peek, .. } | MessageDataItemName::Binary { peek, .. } => {
+            !peek
+        }
+        MessageDataItemName::Rfc822 | MessageDataItemName::Rfc822Text => true,
+        _ => false,
+    }
+}
+
+fn literal(data: Vec<u8>) -> NString<'static> {
+    let data = match Literal::validate(&data) {
+        Ok(()) => data,
+        // A literal cannot carry NUL: shown as a space (BINARY carries it as it is).
+        Err(_) => data
+            .into_iter()
+            .map(|b| if b == 0 { b' ' } else { b })
+            .collect(),
+    };
+    Literal::try_from(data).map_or(NString(None), NString::from)
+}
+
+fn partial(data: Vec<u8>, range: Option<(u32, NonZeroU32)>) -> Vec<u8> {
+    match range {
+        None => data,
+        Some((start, len)) => {
+            let start = (start as usize).min(data.len());
+            let end = start.saturating_add(len.get() as usize).min(data.len());
+            data[start..end].to_vec()
+        }
+    }
+}
+
+fn internal_date(millis: i64) -> Option<ImapDateTime> {
+    let date = DateTime::from_timestamp(millis.div_euclid(1000), 0)?.fixed_offset();
+    ImapDateTime::try_from(date).ok()
+}
+
+/// The items of one message; `raw` is read only if an item needs it.
+fn items(
+    meta: &Meta,
+    names: &[MessageDataItemName<'static>],
+    raw: Option<&[u8]>,
+) -> Vec<MessageDataItem<'static>> {
+    let raw_or_empty = raw.unwrap_or_default();
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let item = match name {
+            MessageDataItemName::Flags => MessageDataItem::Flags(flag_list(&meta.flags)),
+            MessageDataItemName::Uid => match NonZeroU32::new(meta.uid) {
+                Some(uid) => MessageDataItem::Uid(uid),
+                None => continue,
+            },
+            MessageDataItemName::InternalDate => match internal_date(meta.internal_date) {
+                Some(d) => MessageDataItem::InternalDate(d),
+                None => continue,
+            },
+            MessageDataItemName::Rfc822Size => {
+                MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
+            }
+            MessageDataItemName::Envelope => {
+                MessageDataItem::Envelope(mime::envelope(raw_or_empty))
+            }
+            MessageDataItemName::Body => MessageDataItem::Body(mime::structure_of(raw_or_empty)),
+            MessageDataItemName::BodyStructure => {
+                MessageDataItem::BodyStructure(mime::structure_of(raw_or_empty))
+            }
+            MessageDataItemName::BodyExt {
+                section,
+                partial: range,
+                ..
+            } => {
+                let data = mime::section(raw_or_empty, section.as_ref()).unwrap_or_default();
+                MessageDataItem::BodyExt {
+                    section: section.clone(),
+                    origin: range.map(|r| r.0),
+                    data: literal(partial(data, *range)),
+                }
+            }
+            MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(raw_or_empty.to_vec())),
+            MessageDataItemName::Rfc822Header => {
+                let end = mime::header_end(raw_or_empty);
+                MessageDataItem::Rfc822Header(literal(raw_or_empty[..end].to_vec()))
+            }
+            MessageDataItemName::Rfc822Text => {
+                let end = mime::header_end(raw_or_empty);
+                MessageDataItem::Rfc822Text(literal(raw_or_empty[end..].to_vec()))
+            }
+            MessageDataItemName::Binary {
+                section,
+                partial: range,
+                ..
+            } => {
+                let data = mime::binary(raw_or_empty, section).unwrap_or_default();
+                MessageDataItem::Binary {
+                    section: section.clone(),
+                    value: NString8::Literal8(Literal8 {
+                        data: partial(data, *range).into(),
+                        mode: imap_codec::imap_types::core::LiteralMode::Sync,
+                    }),
+                }
+            }
+            MessageDataItemName::BinarySize { section } => MessageDataItem::BinarySize {
+                section: section.clone(),
+                size: mime::binary(raw_or_empty, section)
+                    .map_or(0, |d| u32::try_from(d.len()).unwrap_or(u32::MAX)),
+            },
+            #[allow(unreachable_patterns)]
+            _ => continue,
+        };
+        out.push(item);
+    }
+    out
+}
+
+/// FETCH responses for `targets` (sequence number, message); bodies are read
+/// from the store only when an item needs them.
+pub(crate) fn build(
+    store: &Store,
+    mail_file: &str,
+    folder: &str,
+    targets: &[(u32, Meta)],
+    names: &[MessageDataItemName<'static>],
+) -> Result<Vec<u8>, StoreError> {
+    let with_body = names.iter().any(needs_body);
+    let mut out = Vec::new();
+    for (seq, meta) in targets {
+        let raw = if with_body {
+            match store.message_body(mail_file, folder, meta.uid)? {
+                Some(raw) => Some(raw),
+                // Expunged by another session meanwhile: nothing to show.
+                None => continue,
+            }
+        } else {
+            None
+        };
+        encode_fetch(&mut out, *seq, items(meta, names, raw.as_deref()));
+    }
+    Ok(out)
+}
