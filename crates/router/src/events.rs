@@ -56,7 +56,6 @@ pub struct RouterStats {
     pub total_routed_smtp: AtomicU64,
     pub total_failures: AtomicU64,
     pub reports_failure: AtomicU64,
-    pub waiting_for_dns: AtomicU64,
     pub delivery_active: AtomicU64,
     pub delivery_max: AtomicU64,
     pub transfer_active: AtomicU64,
@@ -173,7 +172,6 @@ impl RouterStats {
             ("Mail.TotalRouted.SMTP".into(), g(&self.total_routed_smtp)),
             ("Mail.TotalFailures".into(), g(&self.total_failures)),
             ("Mail.Reports.Failure".into(), g(&self.reports_failure)),
-            ("Mail.WaitingForDNS".into(), g(&self.waiting_for_dns)),
             (
                 "Mail.DeliveryThreads.Active".into(),
                 g(&self.delivery_active),

@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, mpsc};
 use tracing::{error, info, warn};
 
 use crate::events::{RouterStats, Verbosity, event};
+use crate::outbound::{Handoff, Outbound};
 use crate::snapshot::Snapshot;
 
 /// Messages taken from the channel per batch (one store transaction).
@@ -36,9 +37,10 @@ pub struct RouterShared {
 pub struct Router {
     tx: mpsc::Sender<QueuedMessage>,
     shared: Arc<RouterShared>,
+    outbound: Arc<Outbound>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -47,10 +49,17 @@ impl Router {
     pub fn start(shared: Arc<RouterShared>, workers: usize) -> Router {
         let (tx, rx) = mpsc::channel::<QueuedMessage>(8192);
         let rx = Arc::new(Mutex::new(rx));
+        let threads = usize::from(shared.snapshot.load().config.transfer_threads);
         let router = Router {
             tx,
             shared: shared.clone(),
+            outbound: Arc::new(Outbound::new(threads)),
         };
+        shared
+            .stats
+            .transfer_max
+            .store(threads as u64, std::sync::atomic::Ordering::Relaxed);
+        tokio::spawn(router.clone().dispatch());
         let workers = workers.max(1);
         shared
             .stats
@@ -67,6 +76,32 @@ impl Router {
 
     pub fn shared(&self) -> &Arc<RouterShared> {
         &self.shared
+    }
+
+    pub(crate) fn outbound(&self) -> &Arc<Outbound> {
+        &self.outbound
+    }
+
+    /// `route DEST` / `route *`: outbound queues retry now; returns how many.
+    pub fn route_now(&self, dest: Option<&str>) -> usize {
+        self.outbound.route_now(dest)
+    }
+
+    /// The outbound queues for `tell router show queues`.
+    pub fn outbound_queues(&self) -> Vec<console::QueueLine> {
+        self.outbound.queue_lines()
+    }
+
+    /// (messages waiting in outbound queues, of which waiting for DNS).
+    pub fn outbound_waiting(&self) -> (u64, u64) {
+        self.outbound.waiting()
+    }
+
+    /// A new directory snapshot may change the number of transfer threads.
+    pub fn reconfigure(&self) {
+        let snap = self.shared.snapshot.load();
+        self.outbound
+            .set_threads(usize::from(snap.config.transfer_threads));
     }
 
     /// Route a message that is durable in the mail box.
@@ -136,12 +171,16 @@ impl Router {
         let now = now_ms();
         let mut usage = HashMap::new();
         let ids: Vec<store::MessageId> = batch.iter().map(|m| m.id).collect();
+        let mut handoffs = Vec::new();
         let settlements: Vec<Settlement> = batch
             .iter()
-            .map(|m| self.route_message(&snap, m, now, &mut usage))
+            .map(|m| self.route_message(&snap, m, now, &mut usage, &mut handoffs))
             .collect();
         match self.shared.store.settle(settlements).await {
             Ok(outcomes) => {
+                for h in handoffs {
+                    self.outbound.enqueue(h);
+                }
                 for o in outcomes {
                     for m in o.new_messages {
                         let router = self.clone();
@@ -174,6 +213,7 @@ impl Router {
         msg: &QueuedMessage,
         now: i64,
         usage: &mut HashMap<String, u64>,
+        handoffs: &mut Vec<Handoff>,
     ) -> Settlement {
         let shared = &self.shared;
         let server = snap.server.name.to_string();
@@ -308,21 +348,39 @@ impl Router {
                         ));
                     }
                     Action::Route(Route::Smtp { queue, via }) => {
-                        let via = match via {
-                            routing::SmtpVia::Relay(r) => format!("relay {r}"),
-                            routing::SmtpVia::Mx(d) => format!("MX of {d}"),
-                        };
-                        let reason = format!(
-                            "Waiting for SMTP transfer to {queue} ({via}): outbound SMTP is not enabled on this server"
-                        );
-                        s.events.push(ev(&addr, "waiting", &reason));
-                        s.outcomes.push((
-                            addr,
-                            RecipientUpdate::Waiting {
-                                reason,
-                                queue: Some(queue),
-                            },
-                        ));
+                        if let Some(f) = routing::outbound_refusal(&snap.config, &msg.from, &addr) {
+                            failures.push((addr, f));
+                            continue;
+                        }
+                        let (not_before, attempts) = msg
+                            .recipients
+                            .iter()
+                            .find(|r| r.address.eq_ignore_ascii_case(&addr))
+                            .map(|r| (r.next_attempt, r.attempts))
+                            .unwrap_or((None, 0));
+                        match handoffs
+                            .iter_mut()
+                            .find(|h| h.message == msg.id && h.queue == queue)
+                        {
+                            Some(h) => h.recipients.push(addr.clone()),
+                            None => handoffs.push(Handoff {
+                                queue: queue.clone(),
+                                via,
+                                message: msg.id,
+                                recipients: vec![addr.clone()],
+                                not_before,
+                                attempts,
+                            }),
+                        }
+                        if not_before.is_none() {
+                            s.outcomes.push((
+                                addr,
+                                RecipientUpdate::Waiting {
+                                    reason: format!("Waiting for SMTP transfer to {queue}"),
+                                    queue: Some(queue),
+                                },
+                            ));
+                        }
                     }
                     Action::Route(Route::Fail(f)) => failures.push((addr, f)),
                 }
@@ -336,7 +394,7 @@ impl Router {
     }
 
     /// Failed recipients: a report to the sender, or Held, or Dead.
-    fn settle_failures(
+    pub(crate) fn settle_failures(
         &self,
         snap: &Snapshot,
         msg: &QueuedMessage,

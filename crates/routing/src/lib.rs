@@ -7,9 +7,11 @@
 //! clock: the router, `trace` and the tests all call the same code.
 
 mod address;
+mod policy;
 mod resolve;
 
 pub use address::{Address, BadAddress};
+pub use policy::{list_verdict, outbound_refusal};
 pub use resolve::{
     Action, Context, Failure, Route, SmtpVia, Step, resolve, resolve_all, route_to_server,
 };

@@ -60,8 +60,11 @@ async fn execute(inst: &std::sync::Arc<Instance>, cmd: Command) -> anyhow::Resul
             }
         }
         Command::Route(dest) => {
-            inst.router.requeue_pending().await;
-            format!("Router: Routing pending mail for {dest} now\n")
+            let queues = inst.router.route_now(Some(&dest));
+            if dest == "*" || dest.eq_ignore_ascii_case("LocalDelivery") {
+                inst.router.requeue_pending().await;
+            }
+            format!("Router: Routing pending mail for {dest} now ({queues} queues)\n")
         }
         Command::Trace(target) => trace(inst, &target),
         Command::SetConfig { name, value } => {
@@ -215,13 +218,15 @@ fn tasks(inst: &Instance) -> Vec<TaskLine> {
 fn stats(inst: &Instance) -> anyhow::Result<Vec<(String, StatValue)>> {
     let snap = inst.snapshot();
     let counts = inst.store.counts()?;
+    let (waiting, waiting_dns) = inst.router.outbound_waiting();
     let int = |n: u64| StatValue::Int(i64::try_from(n).unwrap_or(i64::MAX));
     let mut out = inst.router.shared().stats.snapshot();
     out.extend([
         ("Mail.Dead".to_owned(), int(counts.dead)),
         ("Mail.Hold".to_owned(), int(counts.held)),
         ("Mail.TotalPending".to_owned(), int(counts.total)),
-        ("Mail.Waiting".to_owned(), int(counts.pending)),
+        ("Mail.Waiting".to_owned(), int(waiting)),
+        ("Mail.WaitingForDNS".to_owned(), int(waiting_dns)),
         (
             "Mail.WaitingRecipients".to_owned(),
             int(counts.waiting_recipients),
@@ -276,6 +281,11 @@ fn queues(inst: &Instance) -> anyhow::Result<Queues> {
         }
     }
     let mut lines = Vec::new();
+    let outbound = inst.router.outbound_queues();
+    for l in &outbound {
+        // The outbound queue's own line replaces the mail box's view of it.
+        by_queue.retain(|q, _| !l.destination.starts_with(&format!("{q} (")));
+    }
     let busy = shared.stats.delivery_active.load(Relaxed);
     if busy > 0 {
         lines.push(QueueLine {
@@ -302,14 +312,16 @@ fn queues(inst: &Instance) -> anyhow::Result<Queues> {
             next_retry: next,
         });
     }
+    lines.extend(outbound);
     let d = u32::from(snap.config.delivery_threads);
     let t = u32::from(snap.config.transfer_threads);
+    let t_active = u32::try_from(shared.stats.transfer_active.load(Relaxed)).unwrap_or(0);
     Ok(Queues {
         queues: lines,
         transfer: ThreadCounts {
             max: t,
             total: t,
-            inactive: t,
+            inactive: t.saturating_sub(t_active),
             max_concurrent: u32::from(snap.config.max_concurrent_transfers),
         },
         delivery: ThreadCounts {

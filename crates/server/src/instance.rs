@@ -173,6 +173,7 @@ impl Instance {
                     Err(e) => warn!("Directory: TLS files of {} not loaded: {e:#}", self.name),
                 }
                 self.router.shared().snapshot.store(Arc::new(snap));
+                self.router.reconfigure();
             }
             None => warn!(
                 "Directory: server {} is no longer in the directory; keeping its previous configuration",

@@ -215,34 +215,13 @@ fn relay_allowed(inbound: &directory::Inbound, s: &SessionInfo, rcpt: &str) -> b
     if s.authenticated.is_some() && inbound.authenticated_may_relay {
         return true;
     }
-    let from = verdict(&inbound.allow_relay_from, &inbound.deny_relay_from, |e| {
+    let from = routing::list_verdict(&inbound.allow_relay_from, &inbound.deny_relay_from, |e| {
         e.matches_host(ip, Option::None)
     });
-    let to = verdict(&inbound.allow_relay_to, &inbound.deny_relay_to, |e| {
+    let to = routing::list_verdict(&inbound.allow_relay_to, &inbound.deny_relay_to, |e| {
         e.matches_address(rcpt)
     });
     (from == Some(true) || to == Some(true)) && from != Some(false) && to != Some(false)
-}
-
-/// Allow/deny lists: the most specific matching entry wins; equally specific, deny wins.
-/// `None` when neither list matches.
-fn verdict(
-    allow: &[directory::ListEntry],
-    deny: &[directory::ListEntry],
-    matches: impl Fn(&directory::ListEntry) -> bool,
-) -> Option<bool> {
-    let best = |list: &[directory::ListEntry]| {
-        list.iter()
-            .filter(|e| matches(e))
-            .map(|e| e.specificity())
-            .max()
-    };
-    match (best(allow), best(deny)) {
-        (Option::None, Option::None) => Option::None,
-        (Some(a), Some(d)) => Some(a > d),
-        (Some(_), Option::None) => Some(true),
-        (Option::None, Some(_)) => Some(false),
-    }
 }
 
 /// Hop count: the `Received:` headers a message already carries.

@@ -382,3 +382,101 @@ pub fn message(from: &str, to: &str, subject: &str) -> String {
 pub fn read_file(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+/// A message an SMTP sink received.
+#[derive(Debug, Clone)]
+pub struct Sunk {
+    pub from: String,
+    pub rcpts: Vec<String>,
+    pub data: String,
+}
+
+/// A small SMTP peer on loopback: accepts everything except recipients whose
+/// local part starts with `reject` (550 5.1.1) or `later` (451 4.3.0).
+pub struct Sink {
+    pub port: u16,
+    pub got: std::sync::Arc<std::sync::Mutex<Vec<Sunk>>>,
+}
+
+impl Sink {
+    pub fn start() -> Sink {
+        Sink::start_on(0)
+    }
+
+    pub fn start_on(port: u16) -> Sink {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let g = g.clone();
+                std::thread::spawn(move || sink_session(conn, g));
+            }
+        });
+        Sink { port, got }
+    }
+
+    pub fn messages(&self) -> Vec<Sunk> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn sink_session(conn: TcpStream, got: std::sync::Arc<std::sync::Mutex<Vec<Sunk>>>) {
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    let mut w = conn;
+    let _ = w.write_all(b"220 sink.test ESMTP\r\n");
+    let (mut from, mut rcpts) = (String::new(), Vec::new());
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let upper = line.to_ascii_uppercase();
+        let reply: String = if upper.starts_with("EHLO") {
+            "250-sink.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n".into()
+        } else if upper.starts_with("MAIL FROM:") {
+            from = line[10..].trim().trim_matches(['<', '>']).to_owned();
+            rcpts.clear();
+            "250 2.1.0 ok\r\n".into()
+        } else if upper.starts_with("RCPT TO:") {
+            let rcpt = line[8..].trim().trim_matches(['<', '>']).to_owned();
+            if rcpt.starts_with("reject") {
+                "550 5.1.1 no such user here\r\n".into()
+            } else if rcpt.starts_with("later") {
+                "451 4.3.0 try again later\r\n".into()
+            } else {
+                rcpts.push(rcpt);
+                "250 2.1.5 ok\r\n".into()
+            }
+        } else if upper.starts_with("DATA") {
+            let _ = w.write_all(b"354 go ahead\r\n");
+            let mut data = String::new();
+            loop {
+                let mut l = String::new();
+                if r.read_line(&mut l).unwrap_or(0) == 0 {
+                    return;
+                }
+                if l == ".\r\n" {
+                    break;
+                }
+                data.push_str(&l);
+            }
+            got.lock().unwrap().push(Sunk {
+                from: from.clone(),
+                rcpts: rcpts.clone(),
+                data,
+            });
+            "250 2.0.0 queued\r\n".into()
+        } else if upper.starts_with("QUIT") {
+            let _ = w.write_all(b"221 bye\r\n");
+            return;
+        } else {
+            "250 ok\r\n".into()
+        };
+        if w.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
