@@ -57,13 +57,20 @@ async fn command(
 async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(dir.path()).expect("store");
-    store.ensure_mailfile("mail/bench").await.expect("mail file");
+    store
+        .ensure_mailfile("mail/bench")
+        .await
+        .expect("mail file");
     let built = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..10_000u32 {
         let store = store.clone();
         tasks.spawn(async move {
-            let subject = if n % 1000 == 0 { "needle" } else { "weekly report" };
+            let subject = if n % 1000 == 0 {
+                "needle"
+            } else {
+                "weekly report"
+            };
             let data = format!(
                 "From: Sender {n} <s{n}@example.org>\r\nTo: Bench <bench@example.com>\r\n\
                  Cc: Team <team@example.com>\r\nSubject: {subject} {n}\r\n\
@@ -71,7 +78,13 @@ async fn main() {
                  Body of message {n}\r\n"
             );
             store
-                .append("mail/bench", "Inbox", data.into_bytes(), Flags::default(), 0)
+                .append(
+                    "mail/bench",
+                    "Inbox",
+                    data.into_bytes(),
+                    Flags::default(),
+                    0,
+                )
                 .await
                 .expect("append")
         });
@@ -89,7 +102,10 @@ async fn main() {
         Arc::new(AccessStats::new()),
         std::future::pending(),
     ));
-    let (r, mut writer) = TcpStream::connect(addr).await.expect("connect").into_split();
+    let (r, mut writer) = TcpStream::connect(addr)
+        .await
+        .expect("connect")
+        .into_split();
     let mut reader = BufReader::new(r);
     let mut greeting = String::new();
     reader.read_line(&mut greeting).await.expect("greeting");
@@ -99,7 +115,13 @@ async fn main() {
         command(&mut reader, &mut writer, "s", "SELECT INBOX").await;
         let select = t.elapsed();
         let t = Instant::now();
-        let lines = command(&mut reader, &mut writer, "f", "UID FETCH 1:* (FLAGS ENVELOPE)").await;
+        let lines = command(
+            &mut reader,
+            &mut writer,
+            "f",
+            "UID FETCH 1:* (FLAGS ENVELOPE)",
+        )
+        .await;
         let fetch = t.elapsed();
         assert_eq!(lines, 10_001);
         let t = Instant::now();

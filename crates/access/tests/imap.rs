@@ -297,3 +297,38 @@ async fn ten_thousand_messages() {
     let found = c.until("q ").await;
     assert_eq!(found[0].split(' ').count(), 2 + 10, "{found:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_authenticate_plain() {
+    let server = start().await;
+    server.deliver("mail/jdoe", vec![message(1, "tls")]).await;
+    let out = python(
+        r#"
+import imaplib, ssl, sys
+m = imaplib.IMAP4('127.0.0.1', int(sys.argv[1]))
+print(m.starttls(ssl_context=ssl._create_unverified_context()))
+print('CAPS', m.capabilities)
+print(m.authenticate('PLAIN', lambda _: b'\0jdoe\0secret'))
+m.select('INBOX', readonly=True)
+print('FETCH', m.fetch('1', '(BODY[TEXT])'))
+print('FLAGS', m.fetch('1', '(FLAGS)'))
+m.logout()
+"#,
+        server.imap.port(),
+    )
+    .await;
+    assert!(
+        !out.contains("'STARTTLS'"),
+        "no STARTTLS once inside TLS: {out}"
+    );
+    assert!(out.contains("LOGIN completed"), "{out}");
+    assert!(out.contains("Hello 1"), "{out}");
+    assert!(
+        out.contains("FLAGS ('OK', [b'1 (FLAGS ())'])"),
+        "EXAMINE does not set \\Seen: {out}"
+    );
+    assert_eq!(
+        server.stat(Protocol::Imap, "IMAP.Sessions.Inbound.Total.SSL"),
+        1
+    );
+}
