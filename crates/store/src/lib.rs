@@ -10,7 +10,8 @@
 //! `synchronous=FULL`. Every write is a request to ONE writer thread, which
 //! runs all requests waiting at that moment in one transaction (group commit,
 //! a SAVEPOINT each so a failing request rolls back alone) and answers them
-//! after the commit: an `async` write that returns `Ok` is on disk. Reads use
+//! after the commit: an `async` write that returns `Ok` is on disk. A second
+//! thread checkpoints the WAL into the database file meanwhile. Reads use
 //! their own read-only connections and never wait for the writer; another
 //! process (`mailhop mailfile`) can read the same file with
 //! [`Store::open_read_only`] while the server runs.
@@ -30,6 +31,7 @@
 //!   (IMAP UID EXPUNGE).
 //! - All times are Unix milliseconds.
 
+mod checkpoint;
 mod error;
 mod events;
 mod headers;
@@ -82,7 +84,7 @@ impl Store {
         let path = schema::db_path(dir);
         let reader = schema::open_reader(&path)?;
         let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
-        let writer = Writer::spawn(conn, changes.clone())?;
+        let writer = Writer::spawn(conn, &path, changes.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 writer: Some(writer),

@@ -18,6 +18,8 @@ pub(crate) const FILE_NAME: &str = "mailhop.db";
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const STATEMENT_CACHE: usize = 64;
+/// WAL pages after which a committing connection checkpoints by itself (64 MB).
+const WAL_BACKSTOP_PAGES: i64 = 16384;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[r#"
@@ -129,9 +131,15 @@ pub(crate) fn db_path(dir: &Path) -> PathBuf {
 pub(crate) fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| open_error(dir, e))?;
     let path = db_path(dir);
-    let conn = Connection::open(&path).map_err(|e| open_error(&path, e))?;
-    configure(&conn, true).map_err(|e| open_error(&path, e))?;
+    let conn = open_read_write(&path)?;
     migrate(&conn, &path)?;
+    Ok(conn)
+}
+
+/// A read-write connection with the store's durability settings.
+pub(crate) fn open_read_write(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    configure(&conn, true).map_err(|e| open_error(path, e))?;
     Ok(conn)
 }
 
@@ -171,6 +179,8 @@ fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // Checkpoints are the checkpointer thread's job; this is only the backstop.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
     }
     Ok(())
 }

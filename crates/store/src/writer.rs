@@ -7,12 +7,14 @@
 //! (the one fsync the whole batch shares) and only then answers every caller
 //! and publishes the mail-file changes of the batch.
 
+use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 use tokio::sync::{broadcast, oneshot};
 
+use crate::checkpoint::Checkpointer;
 use crate::error::{Res, StoreError};
 use crate::types::MailFileChange;
 
@@ -72,24 +74,29 @@ where
 pub(crate) struct Writer {
     sender: Option<Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
+    /// Stopped after the writer thread (fields drop after `Drop::drop`).
+    _checkpointer: Checkpointer,
 }
 
 impl Writer {
     pub(crate) fn spawn(
         conn: Connection,
+        path: &Path,
         changes: broadcast::Sender<MailFileChange>,
     ) -> Result<Writer, StoreError> {
+        let checkpointer = Checkpointer::spawn(path)?;
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || run(&conn, &receiver, &changes))
             .map_err(|e| StoreError::Open {
-                path: String::new(),
+                path: path.display().to_string(),
                 reason: format!("cannot start the writer thread: {e}"),
             })?;
         Ok(Writer {
             sender: Some(sender),
             thread: Some(thread),
+            _checkpointer: checkpointer,
         })
     }
 
