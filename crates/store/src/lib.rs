@@ -30,6 +30,10 @@
 //! - `expunge(.., Some(uids))` removes those of `uids` that are `\Deleted`
 //!   (IMAP UID EXPUNGE).
 //! - All times are Unix milliseconds.
+//!
+//! Additions to the agreed API (nothing of it changed): `SettleOutcome::gone`,
+//! `MessageSummary::origin`, `Store::ensure_mailfile`, `ChangeKind` (the kind
+//! of a `MailFileChange`), `EventQuery`'s fields, `Flags` helpers.
 
 mod checkpoint;
 mod error;
@@ -40,6 +44,7 @@ mod mailfile;
 mod readers;
 mod schema;
 mod types;
+mod worker;
 mod writer;
 
 use std::collections::BTreeSet;

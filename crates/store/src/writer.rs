@@ -8,15 +8,15 @@
 //! and publishes the mail-file changes of the batch.
 
 use std::path::Path;
-use std::sync::mpsc::{Receiver, Sender};
-use std::thread::JoinHandle;
+use std::sync::mpsc::Receiver;
 
 use rusqlite::Connection;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::checkpoint::Checkpointer;
+use crate::checkpoint;
 use crate::error::{Res, StoreError};
 use crate::types::MailFileChange;
+use crate::worker::Worker;
 
 /// Requests of one group commit at most.
 const MAX_BATCH: usize = 512;
@@ -70,12 +70,12 @@ where
     }
 }
 
-/// The handle the `Store` keeps: the request channel and the thread.
+/// The handle the `Store` keeps. Dropping it lets the thread commit the
+/// requests already queued, so the file is closed when the last `Store` clone
+/// is gone; the checkpointer stops after it.
 pub(crate) struct Writer {
-    sender: Option<Sender<Box<dyn Job>>>,
-    thread: Option<JoinHandle<()>>,
-    /// Stopped after the writer thread (fields drop after `Drop::drop`).
-    _checkpointer: Checkpointer,
+    thread: Worker<Box<dyn Job>>,
+    _checkpointer: Worker<()>,
 }
 
 impl Writer {
@@ -84,18 +84,12 @@ impl Writer {
         path: &Path,
         changes: broadcast::Sender<MailFileChange>,
     ) -> Result<Writer, StoreError> {
-        let checkpointer = Checkpointer::spawn(path)?;
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || run(&conn, &receiver, &changes))
-            .map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                reason: format!("cannot start the writer thread: {e}"),
-            })?;
+        let checkpointer = checkpoint::spawn(path)?;
+        let thread = Worker::spawn("store-writer", path, move |receiver| {
+            run(&conn, &receiver, &changes);
+        })?;
         Ok(Writer {
-            sender: Some(sender),
-            thread: Some(thread),
+            thread,
             _checkpointer: checkpointer,
         })
     }
@@ -107,30 +101,12 @@ impl Writer {
         F: FnOnce(&mut Tx<'_>) -> Res<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Request {
+        self.thread.send(Box::new(Request {
             op: Some(op),
             result: None,
             reply,
-        });
-        self.sender
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send(job)
-            .map_err(|_| StoreError::Closed)?;
+        }))?;
         answer.await.map_err(|_| StoreError::Closed)?
-    }
-}
-
-impl Drop for Writer {
-    /// Lets the thread finish the requests already queued, then waits for it,
-    /// so the file is closed when the last `Store` clone is gone.
-    fn drop(&mut self) {
-        drop(self.sender.take());
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("store writer thread panicked");
-        }
     }
 }
 
