@@ -121,15 +121,24 @@ impl Throttle {
     }
 }
 
-/// Check a login; `Some(identity)` (the person's full name) on success.
+/// Who logged in.
+pub(crate) struct LoggedIn {
+    /// The person's full name.
+    pub identity: String,
+    pub mail_file: String,
+}
+
+/// Check a login; the person on success.
 /// The reason of a failure is logged for the administrator, never told to the client.
+/// `own_mail_only`: the person's mail file must be on this server (POP3, IMAP).
 pub(crate) async fn authenticate(
     inst: &Instance,
     client: IpAddr,
     user: &str,
     password: &str,
     protocol: &str,
-) -> Option<String> {
+    own_mail_only: bool,
+) -> Option<LoggedIn> {
     let keys = [
         format!("ip:{client}"),
         format!("user:{}", user.to_ascii_lowercase()),
@@ -142,6 +151,10 @@ pub(crate) async fn authenticate(
     let persons = persons_for_login(&snap.dir, snap.server.internet_auth, user);
     let failure = match persons.as_slice() {
         [] => Some("no person has that name".to_owned()),
+        [p] if own_mail_only && p.mail_server != snap.server.name => Some(format!(
+            "the mail file of {} is on server {}, not this one",
+            p.full_name, p.mail_server
+        )),
         [p] => match &p.internet_password {
             None => Some("the person has no Internet password".to_owned()),
             Some(hash) => {
@@ -160,7 +173,10 @@ pub(crate) async fn authenticate(
     match failure {
         None => {
             inst.auth_failures.succeeded(&keys);
-            persons.first().map(|p| p.full_name.to_string())
+            persons.first().map(|p| LoggedIn {
+                identity: p.full_name.to_string(),
+                mail_file: p.mail_file.clone(),
+            })
         }
         Some(reason) => {
             warn!(

@@ -11,7 +11,6 @@ use console::{
 use store::{MessageState, RecipientStatus};
 
 use crate::instance::{Instance, lock};
-use crate::listener::SmtpListenerKind;
 
 /// Run one command line; the text is what the administrator sees.
 pub(crate) async fn run(inst: &std::sync::Arc<Instance>, line: &str) -> String {
@@ -103,27 +102,20 @@ async fn execute(inst: &std::sync::Arc<Instance>, cmd: Command) -> anyhow::Resul
                 None => format!("{name} is not set\n"),
             }
         }
-        Command::Load(Task::Smtp) => {
-            for kind in [
-                SmtpListenerKind::Smtp,
-                SmtpListenerKind::Submission,
-                SmtpListenerKind::Smtps,
-            ] {
-                if inst.listen_addr(kind).is_some() {
-                    inst.start_smtp(kind).await?;
-                }
-            }
-            "SMTP Server: Started\n".to_owned()
+        Command::Load(Task::Router) | Command::Quit(Task::Router) => {
+            "Router: the router runs while the server runs\n".to_owned()
         }
-        Command::Quit(Task::Smtp) => {
-            format!(
-                "SMTP Server: Shutdown ({} listeners stopped)\n",
-                inst.stop_task(Task::Smtp)
-            )
-        }
-        Command::Load(t) | Command::Quit(t) => {
-            format!("{t} Server: this task is not available on this server\n")
-        }
+        Command::Load(t) => match inst.load_task(t).await? {
+            0 => format!(
+                "{t} Server: already running, or no {} address in [server.listen]\n",
+                t.to_string().to_ascii_lowercase()
+            ),
+            n => format!("{t} Server: Started ({n} listeners)\n"),
+        },
+        Command::Quit(t) => format!(
+            "{t} Server: Shutdown ({} listeners stopped)\n",
+            inst.stop_task(t)
+        ),
         Command::Track {
             from,
             to,
@@ -250,6 +242,14 @@ fn stats(inst: &Instance) -> anyhow::Result<Vec<(String, StatValue)>> {
             .into_iter()
             .map(|(n, v)| (n.to_owned(), int(v))),
     );
+    for p in [access::Protocol::Pop3, access::Protocol::Imap] {
+        out.extend(
+            inst.access_stats
+                .snapshot(p)
+                .into_iter()
+                .map(|(n, v)| (n, int(v))),
+        );
+    }
     Ok(out)
 }
 

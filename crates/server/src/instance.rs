@@ -17,9 +17,73 @@ use tracing::{info, warn};
 
 use crate::listener::{self, SmtpListenerKind};
 
+/// Every listening task of `[server.listen]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listener {
+    Smtp(SmtpListenerKind),
+    Pop3 { implicit_tls: bool },
+    Imap { implicit_tls: bool },
+}
+
+impl Listener {
+    pub const ALL: [Listener; 7] = [
+        Listener::Smtp(SmtpListenerKind::Smtp),
+        Listener::Smtp(SmtpListenerKind::Submission),
+        Listener::Smtp(SmtpListenerKind::Smtps),
+        Listener::Pop3 {
+            implicit_tls: false,
+        },
+        Listener::Pop3 { implicit_tls: true },
+        Listener::Imap {
+            implicit_tls: false,
+        },
+        Listener::Imap { implicit_tls: true },
+    ];
+
+    pub fn task(self) -> console::Task {
+        match self {
+            Listener::Smtp(_) => console::Task::Smtp,
+            Listener::Pop3 { .. } => console::Task::Pop3,
+            Listener::Imap { .. } => console::Task::Imap,
+        }
+    }
+
+    /// The key in `[server.listen]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Listener::Smtp(k) => k.key(),
+            Listener::Pop3 {
+                implicit_tls: false,
+            } => "pop3",
+            Listener::Pop3 { implicit_tls: true } => "pop3s",
+            Listener::Imap {
+                implicit_tls: false,
+            } => "imap",
+            Listener::Imap { implicit_tls: true } => "imaps",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Listener::Smtp(_) => "SMTP Server",
+            Listener::Pop3 { .. } => "POP3 Server",
+            Listener::Imap { .. } => "IMAP Server",
+        }
+    }
+
+    fn needs_tls(self) -> bool {
+        matches!(
+            self,
+            Listener::Smtp(SmtpListenerKind::Smtps)
+                | Listener::Pop3 { implicit_tls: true }
+                | Listener::Imap { implicit_tls: true }
+        )
+    }
+}
+
 /// A task started by the server, as `show tasks` lists it.
 pub(crate) struct RunningTask {
-    pub task: console::Task,
+    pub listener: Listener,
     pub label: &'static str,
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -33,6 +97,7 @@ pub struct Instance {
     pub(crate) store: Store,
     pub(crate) router: Router,
     pub(crate) smtp_stats: Arc<SmtpStats>,
+    pub(crate) access_stats: Arc<access::AccessStats>,
     pub(crate) started: Instant,
     pub(crate) tasks: Mutex<Vec<RunningTask>>,
     /// Debug variables set at run time (`set config NAME=VALUE`).
@@ -73,6 +138,7 @@ impl Instance {
             store,
             router,
             smtp_stats: Arc::new(SmtpStats::new()),
+            access_stats: Arc::new(access::AccessStats::new()),
             started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
             config_vars: Mutex::new(BTreeMap::new()),
@@ -80,13 +146,9 @@ impl Instance {
             auth_failures: crate::auth::Throttle::default(),
             console_stop: Mutex::new(None),
         });
-        for kind in [
-            SmtpListenerKind::Smtp,
-            SmtpListenerKind::Submission,
-            SmtpListenerKind::Smtps,
-        ] {
-            if inst.listen_addr(kind).is_some() {
-                inst.start_smtp(kind).await?;
+        for l in Listener::ALL {
+            if inst.listen_addr(l).is_some() {
+                inst.start_listener(l).await?;
             }
         }
         let stop = crate::control::start(inst.clone())
@@ -108,39 +170,69 @@ impl Instance {
         self.router.shared().snapshot.load_full()
     }
 
-    pub(crate) fn listen_addr(&self, kind: SmtpListenerKind) -> Option<SocketAddr> {
+    pub(crate) fn listen_addr(&self, l: Listener) -> Option<SocketAddr> {
         let snap = self.snapshot();
-        let l = &snap.server.listen;
-        match kind {
-            SmtpListenerKind::Smtp => l.smtp,
-            SmtpListenerKind::Submission => l.submission,
-            SmtpListenerKind::Smtps => l.smtps,
+        let a = &snap.server.listen;
+        match l {
+            Listener::Smtp(SmtpListenerKind::Smtp) => a.smtp,
+            Listener::Smtp(SmtpListenerKind::Submission) => a.submission,
+            Listener::Smtp(SmtpListenerKind::Smtps) => a.smtps,
+            Listener::Pop3 {
+                implicit_tls: false,
+            } => a.pop3,
+            Listener::Pop3 { implicit_tls: true } => a.pop3s,
+            Listener::Imap {
+                implicit_tls: false,
+            } => a.imap,
+            Listener::Imap { implicit_tls: true } => a.imaps,
         }
     }
 
-    /// Start an SMTP listener (`load smtp`).
-    pub(crate) async fn start_smtp(self: &Arc<Self>, kind: SmtpListenerKind) -> anyhow::Result<()> {
+    /// Start every listener of a task (`load smtp|pop3|imap`); returns how many started.
+    pub(crate) async fn load_task(self: &Arc<Self>, task: console::Task) -> anyhow::Result<usize> {
+        let mut n = 0;
+        for l in Listener::ALL.into_iter().filter(|l| l.task() == task) {
+            if self.listen_addr(l).is_some() && self.start_listener(l).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Start one listener; `false` when it already runs or cannot run (no TLS).
+    async fn start_listener(self: &Arc<Self>, l: Listener) -> anyhow::Result<bool> {
         let addr = self
-            .listen_addr(kind)
-            .with_context(|| format!("no {} address in [server.listen]", kind.key()))?;
-        if kind == SmtpListenerKind::Smtps && self.tls.load().is_none() {
-            warn!("SMTP Server: smtps needs tls in the server document; not started");
-            return Ok(());
+            .listen_addr(l)
+            .with_context(|| format!("no {} address in [server.listen]", l.key()))?;
+        if l.needs_tls() && self.tls.load().is_none() {
+            warn!(
+                "{}: {} needs tls in the server document; not started",
+                l.label(),
+                l.key()
+            );
+            return Ok(false);
         }
-        if lock(&self.tasks)
-            .iter()
-            .any(|t| t.addr == addr && t.task == console::Task::Smtp)
-        {
-            return Ok(());
+        if lock(&self.tasks).iter().any(|t| t.listener == l) {
+            return Ok(false);
         }
-        let (stop, addr) = listener::start(self.clone(), kind, addr).await?;
+        let (stop, addr) = match l {
+            Listener::Smtp(kind) => listener::start(self.clone(), kind, addr).await?,
+            Listener::Pop3 { implicit_tls } => {
+                crate::access::start(self.clone(), access::Protocol::Pop3, implicit_tls, addr)
+                    .await?
+            }
+            Listener::Imap { implicit_tls } => {
+                crate::access::start(self.clone(), access::Protocol::Imap, implicit_tls, addr)
+                    .await?
+            }
+        };
         lock(&self.tasks).push(RunningTask {
-            task: console::Task::Smtp,
-            label: "SMTP Server",
+            listener: l,
+            label: l.label(),
             addr,
             stop: Some(stop),
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Stop every task of a kind (`tell smtp quit`); returns how many stopped.
@@ -148,7 +240,7 @@ impl Instance {
         let mut tasks = lock(&self.tasks);
         let before = tasks.len();
         tasks.retain_mut(|t| {
-            if t.task == task {
+            if t.listener.task() == task {
                 if let Some(stop) = t.stop.take() {
                     let _ = stop.send(());
                 }
@@ -197,7 +289,7 @@ impl Instance {
             self.data.display()
         )];
         for t in lock(&self.tasks).iter() {
-            out.push(format!("  {:<18} {}", t.label, t.addr));
+            out.push(format!("  {:<18} {}", t.listener.key(), t.addr));
         }
         out.push(format!(
             "  {:<18} {}",

@@ -5,6 +5,7 @@
 //! data folder, and the statistics the console reads. Protocol and routing
 //! logic live in their own crates; this crate only connects them.
 
+mod access;
 mod auth;
 mod commands;
 mod control;

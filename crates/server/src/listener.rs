@@ -147,7 +147,9 @@ impl SessionHandler for Handler {
 
     async fn authenticate(&self, s: &SessionInfo, user: &str, password: &str) -> Option<String> {
         let inst = self.inst.upgrade()?;
-        crate::auth::authenticate(&inst, s.peer.ip(), user, password, "SMTP").await
+        crate::auth::authenticate(&inst, s.peer.ip(), user, password, "SMTP", false)
+            .await
+            .map(|l| l.identity)
     }
 
     async fn data(

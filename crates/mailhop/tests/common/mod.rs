@@ -42,6 +42,8 @@ pub struct TestServer {
     pub directory: PathBuf,
     pub smtp: SocketAddr,
     pub submission: SocketAddr,
+    pub pop3: SocketAddr,
+    pub imap: SocketAddr,
     child: Option<Child>,
 }
 
@@ -63,6 +65,8 @@ data = "data/mail"
 [server.listen]
 smtp = "{SMTP}"
 submission = "{SUBMISSION}"
+pop3 = "{POP3}"
+imap = "{IMAP}"
 
 [[configuration]]
 server = "*"
@@ -151,9 +155,13 @@ impl TestServer {
         let tmp = tempfile::tempdir().unwrap();
         let smtp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let submission: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let pop3: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let imap: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let text = ACME
             .replace("{SMTP}", &smtp.to_string())
             .replace("{SUBMISSION}", &submission.to_string())
+            .replace("{POP3}", &pop3.to_string())
+            .replace("{IMAP}", &imap.to_string())
             .replace("{CONFIG}", setup.config)
             .replace("{EXTRA}", setup.extra)
             .replace("{JANE_HASH}", jane_hash());
@@ -164,6 +172,8 @@ impl TestServer {
             directory,
             smtp,
             submission,
+            pop3,
+            imap,
             child: None,
         };
         s.spawn();
