@@ -388,7 +388,9 @@ const PRIVACY: &str = "-ERR [AUTH] plaintext login is refused without TLS: use S
 
 /// Locks the maildrop and takes the Inbox snapshot; `None` if it is locked.
 async fn open_maildrop(store: &Store, login: &Login) -> Result<Option<Maildrop>, StoreError> {
-    let Some(lock) = LOCKS.try_lock(&login.mail_file) else {
+    // One maildrop: this store's mail file (several servers may share a process).
+    let key = format!("{}\n{}", store.location().display(), login.mail_file);
+    let Some(lock) = LOCKS.try_lock(&key) else {
         return Ok(None);
     };
     store.ensure_mailfile(&login.mail_file).await?;

@@ -80,6 +80,8 @@ struct Inner {
     writer: Option<Writer>,
     readers: Readers,
     changes: broadcast::Sender<MailFileChange>,
+    /// The database file: what identifies this store (e.g. for POP3 maildrop locks).
+    path: std::path::PathBuf,
 }
 
 impl Store {
@@ -93,8 +95,9 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 writer: Some(writer),
-                readers: Readers::new(path, reader),
+                readers: Readers::new(path.clone(), reader),
                 changes,
+                path,
             }),
         })
     }
@@ -109,10 +112,16 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 writer: None,
-                readers: Readers::new(path, reader),
+                readers: Readers::new(path.clone(), reader),
                 changes,
+                path,
             }),
         })
+    }
+
+    /// The database file this store keeps its state in.
+    pub fn location(&self) -> &Path {
+        &self.inner.path
     }
 
     async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
