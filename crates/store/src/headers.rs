@@ -16,24 +16,25 @@ pub(crate) struct HeaderMeta {
     pub message_id: Option<String>,
 }
 
-/// The header block: up to and including the first empty line.
-fn header_block(data: &[u8]) -> &[u8] {
-    let head = &data[..data.len().min(MAX_HEADER_BYTES)];
+/// The header block: up to and including the first empty line (the whole
+/// message if there is none).
+pub(crate) fn header_block(data: &[u8]) -> &[u8] {
     let mut line_start = 0;
-    for (i, byte) in head.iter().enumerate() {
+    for (i, byte) in data.iter().enumerate() {
         if *byte == b'\n' {
-            let line = &head[line_start..i];
+            let line = &data[line_start..i];
             if line.is_empty() || line == b"\r" {
-                return &head[..=i];
+                return &data[..=i];
             }
             line_start = i + 1;
         }
     }
-    head
+    data
 }
 
 pub(crate) fn scan(data: &[u8]) -> HeaderMeta {
-    let Some(message) = MessageParser::new().parse_headers(header_block(data)) else {
+    let head = &data[..data.len().min(MAX_HEADER_BYTES)];
+    let Some(message) = MessageParser::new().parse_headers(header_block(head)) else {
         return HeaderMeta::default();
     };
     let from = message

@@ -33,7 +33,10 @@
 //!
 //! Additions to the agreed API (nothing of it changed): `SettleOutcome::gone`,
 //! `MessageSummary::origin`, `Store::ensure_mailfile`, `ChangeKind` (the kind
-//! of a `MailFileChange`), `EventQuery`'s fields, `Flags` helpers.
+//! of a `MailFileChange`), `EventQuery`'s fields, `Flags` helpers,
+//! `Store::entries` (`EntryMeta`) and `Store::headers` (schema version 2 keeps
+//! each message's header block in its own table; opening an older store
+//! back-fills it).
 
 mod checkpoint;
 mod error;
@@ -55,10 +58,10 @@ use tokio::sync::broadcast;
 
 pub use error::StoreError;
 pub use types::{
-    ChangeKind, Delivery, EventQuery, FlagOp, Flags, FolderInfo, Incoming, MailBoxCounts,
-    MailEntry, MailFileChange, MessageId, MessageKind, MessageState, MessageSummary, QueuedMessage,
-    QueuedRecipient, RecipientStatus, RecipientUpdate, RoutingEvent, SettleOutcome, Settlement,
-    SpecialUse,
+    ChangeKind, Delivery, EntryMeta, EventQuery, FlagOp, Flags, FolderInfo, Incoming,
+    MailBoxCounts, MailEntry, MailFileChange, MessageId, MessageKind, MessageState, MessageSummary,
+    QueuedMessage, QueuedRecipient, RecipientStatus, RecipientUpdate, RoutingEvent, SettleOutcome,
+    Settlement, SpecialUse,
 };
 
 use mailfile::PreparedDelivery;
@@ -282,6 +285,33 @@ impl Store {
         self.inner
             .readers
             .read(|conn| mailfile::messages(conn, mail_file, folder))
+    }
+
+    /// UID, size, date and flags of the folder's messages, by UID: all of
+    /// them (`None`), or those among `uids` that exist. Cheaper than
+    /// [`Store::messages`]: no header field is read.
+    pub fn entries(
+        &self,
+        mail_file: &str,
+        folder: &str,
+        uids: Option<&[u32]>,
+    ) -> Result<Vec<EntryMeta>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailfile::entries(conn, mail_file, folder, uids))
+    }
+
+    /// The header blocks (up to and including the empty line) of the folder's
+    /// messages among `uids` that exist, by UID, in one read.
+    pub fn headers(
+        &self,
+        mail_file: &str,
+        folder: &str,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailfile::headers(conn, mail_file, folder, uids))
     }
 
     /// One message as stored (RFC 5322); `None` if the folder has no such UID.

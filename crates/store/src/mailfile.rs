@@ -18,8 +18,8 @@ use crate::error::{Res, StoreError};
 use crate::headers::{self, HeaderMeta};
 use crate::mailbox::{code_column, len_i64};
 use crate::types::{
-    ChangeKind, DELETED_BIT, Delivery, FlagOp, Flags, FolderInfo, MailEntry, MailFileChange,
-    RECENT_BIT, SEEN_BIT, SpecialUse,
+    ChangeKind, DELETED_BIT, Delivery, EntryMeta, FlagOp, Flags, FolderInfo, MailEntry,
+    MailFileChange, RECENT_BIT, SEEN_BIT, SpecialUse,
 };
 use crate::writer::Tx;
 
@@ -241,6 +241,8 @@ fn insert_entry(conn: &Connection, folder: &mut FolderRow, entry: &NewEntry<'_>)
     let entry_id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO bodies (entry, data) VALUES (?1, ?2)")?
         .execute(params![entry_id, entry.data])?;
+    conn.prepare_cached("INSERT INTO headers (entry, data) VALUES (?1, ?2)")?
+        .execute(params![entry_id, headers::header_block(entry.data)])?;
     folder.uidnext = uid
         .checked_add(1)
         .ok_or_else(|| StoreError::Corrupt(format!("folder {} has used every UID", folder.name)))?;
@@ -589,10 +591,15 @@ pub(crate) fn copy(
                  FROM entries WHERE id = ?1",
             )?
             .execute(params![id, target.id, new_uid, RECENT_BIT])?;
+            let copy_id = conn.last_insert_rowid();
             conn.prepare_cached(
                 "INSERT INTO bodies (entry, data) SELECT ?2, data FROM bodies WHERE entry = ?1",
             )?
-            .execute(params![id, conn.last_insert_rowid()])?;
+            .execute(params![id, copy_id])?;
+            conn.prepare_cached(
+                "INSERT INTO headers (entry, data) SELECT ?2, data FROM headers WHERE entry = ?1",
+            )?
+            .execute(params![id, copy_id])?;
             added = added.saturating_add(size);
         }
         pairs.push((*uid, new_uid));
@@ -701,6 +708,104 @@ pub(crate) fn messages(conn: &Connection, mail_file: &str, folder: &str) -> Res<
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// UIDs sparser than one in this many of their range are looked up one by one;
+/// denser sets are read in one range scan.
+const SPARSE: u64 = 8;
+
+/// Runs `row` for the folder's messages among `uids` (ascending, no
+/// duplicates), by UID: one range scan when they are dense, point lookups
+/// otherwise. `sql` selects the folder's rows with `?1` the folder and
+/// `?2`..`?3` the UID range.
+fn for_uids<T>(
+    conn: &Connection,
+    folder: i64,
+    uids: &[u32],
+    sql: &str,
+    row: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Res<Vec<T>> {
+    let (Some(first), Some(last)) = (uids.first(), uids.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let span = u64::from(last - first) + 1;
+    let mut out = Vec::with_capacity(uids.len());
+    if span <= (uids.len() as u64).saturating_mul(SPARSE) {
+        let mut rows = stmt.query(params![folder, first, last])?;
+        let mut wanted = uids.iter().peekable();
+        while let Some(r) = rows.next()? {
+            let uid: u32 = r.get(0)?;
+            while wanted.next_if(|w| **w < uid).is_some() {}
+            if wanted.next_if_eq(&&uid).is_some() {
+                out.push(row(r)?);
+            }
+        }
+    } else {
+        for uid in uids {
+            let mut rows = stmt.query(params![folder, uid, uid])?;
+            if let Some(r) = rows.next()? {
+                out.push(row(r)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `uids` sorted, each once.
+fn sorted(uids: &[u32]) -> Vec<u32> {
+    let mut uids = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+/// The header blocks of the folder's messages among `uids`, by UID.
+pub(crate) fn headers(
+    conn: &Connection,
+    mail_file: &str,
+    folder: &str,
+    uids: &[u32],
+) -> Res<Vec<(u32, Vec<u8>)>> {
+    let folder = read_folder(conn, mail_file, folder)?;
+    for_uids(
+        conn,
+        folder,
+        &sorted(uids),
+        "SELECT e.uid, h.data FROM entries e JOIN headers h ON h.entry = e.id
+         WHERE e.folder = ?1 AND e.uid BETWEEN ?2 AND ?3 ORDER BY e.uid",
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+const ENTRY_META_SQL: &str = "SELECT uid, size, internal_date, flags, keywords FROM entries
+     WHERE folder = ?1 AND uid BETWEEN ?2 AND ?3 ORDER BY uid";
+
+fn entry_meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<EntryMeta> {
+    Ok(EntryMeta {
+        uid: r.get(0)?,
+        size: r.get(1)?,
+        internal_date: r.get(2)?,
+        flags: Flags::from_bits(r.get(3)?, keywords_from(&r.get::<_, String>(4)?)),
+    })
+}
+
+/// UID, size, date and flags of the folder's messages (all, or those among `uids`), by UID.
+pub(crate) fn entries(
+    conn: &Connection,
+    mail_file: &str,
+    folder: &str,
+    uids: Option<&[u32]>,
+) -> Res<Vec<EntryMeta>> {
+    let folder = read_folder(conn, mail_file, folder)?;
+    match uids {
+        Some(uids) => for_uids(conn, folder, &sorted(uids), ENTRY_META_SQL, entry_meta),
+        None => {
+            let mut stmt = conn.prepare_cached(ENTRY_META_SQL)?;
+            let rows = stmt.query_map(params![folder, 0, u32::MAX], entry_meta)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        }
+    }
 }
 
 /// A JSON column; text that does not parse is a conversion failure (→ `Corrupt`).

@@ -22,7 +22,8 @@ const STATEMENT_CACHE: usize = 64;
 const WAL_BACKSTOP_PAGES: i64 = 16384;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -114,7 +115,19 @@ CREATE TABLE events (
 );
 CREATE INDEX events_time ON events(time);
 CREATE INDEX events_message_id ON events(message_id);
-"#];
+"#,
+    r#"
+-- Each message's header block apart from its body, so ENVELOPE and header
+-- searches read ~1 KB a message, not the whole message.
+CREATE TABLE headers (
+    entry INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+    data  BLOB NOT NULL
+);
+"#,
+];
+
+/// The first schema version with the `headers` table (older stores are back-filled).
+const HEADERS_VERSION: i64 = 2;
 
 fn open_error(path: &Path, reason: impl ToString) -> StoreError {
     StoreError::Open {
@@ -185,6 +198,23 @@ fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Stores the header block of every message stored before the `headers` table.
+fn backfill_headers(conn: &Connection) -> rusqlite::Result<()> {
+    let mut read = conn.prepare(
+        "SELECT b.entry, b.data FROM bodies b WHERE NOT EXISTS (SELECT 1 FROM headers h WHERE h.entry = b.entry)",
+    )?;
+    let mut write = conn.prepare("INSERT INTO headers (entry, data) VALUES (?1, ?2)")?;
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        let (entry, data): (i64, Vec<u8>) = (row.get(0)?, row.get(1)?);
+        write.execute(rusqlite::params![
+            entry,
+            crate::headers::header_block(&data)
+        ])?;
+    }
+    Ok(())
+}
+
 fn known_version() -> i64 {
     i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
 }
@@ -236,6 +266,9 @@ fn run_migrations(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let done = usize::try_from(current).unwrap_or(0);
     for sql in MIGRATIONS.iter().skip(done) {
         conn.execute_batch(sql).map_err(fail)?;
+    }
+    if current < HEADERS_VERSION {
+        backfill_headers(conn).map_err(fail)?;
     }
     conn.execute("DELETE FROM schema_version", [])
         .map_err(fail)?;

@@ -323,6 +323,15 @@ pub struct FolderInfo {
     pub special_use: Option<SpecialUse>,
 }
 
+/// What a mail client's message list needs of a message: no header field, no body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryMeta {
+    pub uid: u32,
+    pub size: u64,
+    pub internal_date: i64,
+    pub flags: Flags,
+}
+
 /// A message in a mail file folder, without its body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailEntry {

@@ -599,3 +599,110 @@ proptest! {
         })?;
     }
 }
+
+fn header_of(subject: &str) -> Vec<u8> {
+    let text = message_text(subject, "hello");
+    let end = text.find("\r\n\r\n").expect("header end") + 4;
+    text.as_bytes()[..end].to_vec()
+}
+
+#[tokio::test]
+async fn headers_come_by_uid_for_dense_and_sparse_sets() {
+    let (_dir, store) = open();
+    let subjects: Vec<String> = (1..=20).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    deliver(&store, &refs).await;
+    // Dense: one range scan; unknown UIDs and duplicates are left out.
+    assert_eq!(
+        store
+            .headers(JDOE, "INBOX", &[3, 1, 2, 2, 99])
+            .expect("headers"),
+        vec![
+            (1, header_of("m1")),
+            (2, header_of("m2")),
+            (3, header_of("m3"))
+        ]
+    );
+    // Sparse: point lookups.
+    assert_eq!(
+        store.headers(JDOE, "INBOX", &[20, 1]).expect("headers"),
+        vec![(1, header_of("m1")), (20, header_of("m20"))]
+    );
+    assert_eq!(store.headers(JDOE, "INBOX", &[]), Ok(Vec::new()));
+    assert!(matches!(
+        store.headers(JDOE, "Nowhere", &[1]),
+        Err(StoreError::NoSuchFolder { .. })
+    ));
+}
+
+#[tokio::test]
+async fn entries_are_the_listing_without_header_fields() {
+    let (_dir, store) = open();
+    deliver(&store, &["one", "two", "three"]).await;
+    store
+        .set_flags(JDOE, "INBOX", &[2], FlagOp::Add, deleted())
+        .await
+        .expect("flags");
+    let full = store.messages(JDOE, "INBOX").expect("messages");
+    let all = store.entries(JDOE, "INBOX", None).expect("entries");
+    assert_eq!(all.len(), 3);
+    for (meta, entry) in all.iter().zip(&full) {
+        assert_eq!(
+            (meta.uid, meta.size, meta.internal_date, &meta.flags),
+            (entry.uid, entry.size, entry.internal_date, &entry.flags)
+        );
+    }
+    let some = store
+        .entries(JDOE, "INBOX", Some(&[2, 7]))
+        .expect("entries");
+    assert_eq!(some, vec![all[1].clone()]);
+    assert!(some[0].flags.deleted);
+}
+
+#[tokio::test]
+async fn copies_keep_their_headers_and_expunged_ones_lose_them() {
+    let (_dir, store) = open();
+    deliver(&store, &["one", "two"]).await;
+    store
+        .create_folder(JDOE, "Archive", None)
+        .await
+        .expect("create");
+    let pairs = store
+        .copy(JDOE, "Inbox", &[2], "Archive", false)
+        .await
+        .expect("copy");
+    assert_eq!(
+        store
+            .headers(JDOE, "Archive", &[pairs[0].1])
+            .expect("headers"),
+        vec![(pairs[0].1, header_of("two"))]
+    );
+    store
+        .set_flags(JDOE, "INBOX", &[1], FlagOp::Add, deleted())
+        .await
+        .expect("flags");
+    store.expunge(JDOE, "INBOX", None).await.expect("expunge");
+    assert_eq!(
+        store.headers(JDOE, "INBOX", &[1, 2]).expect("headers"),
+        vec![(2, header_of("two"))]
+    );
+}
+
+#[tokio::test]
+async fn a_store_from_before_the_headers_table_gets_it_filled_at_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = Store::open(dir.path()).expect("open store");
+        deliver(&store, &["old"]).await;
+    }
+    // Back to the first schema version, as an older mailhop left it.
+    let conn = rusqlite::Connection::open(dir.path().join("mailhop.db")).expect("sqlite");
+    conn.execute_batch("DROP TABLE headers; UPDATE schema_version SET version = 1;")
+        .expect("downgrade");
+    drop(conn);
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.headers(JDOE, "INBOX", &[1]).expect("headers"),
+        vec![(1, header_of("old"))]
+    );
+}
