@@ -10,7 +10,7 @@ use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{Atom, Literal, NString, NString8, Vec1};
 use imap_codec::imap_types::datetime::DateTime as ImapDateTime;
 use imap_codec::imap_types::extensions::binary::Literal8;
-use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName};
+use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName, Section};
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 use imap_codec::imap_types::response::{Data, Response};
 use store::{Flags, Store, StoreError};
@@ -18,13 +18,7 @@ use store::{Flags, Store, StoreError};
 use super::mime;
 
 /// What the session knows of a message without reading it.
-#[derive(Clone, Debug)]
-pub(crate) struct Meta {
-    pub uid: u32,
-    pub flags: Flags,
-    pub size: u64,
-    pub internal_date: i64,
-}
+pub(crate) type Meta = store::EntryMeta;
 
 pub(crate) fn flag_list(flags: &Flags) -> Vec<FlagFetch<'static>> {
     let mut list = Vec::new();
@@ -60,14 +54,36 @@ pub(crate) fn encode_fetch(out: &mut Vec<u8>, seq: u32, items: Vec<MessageDataIt
     out.extend(ResponseCodec::default().encode(&response).dump());
 }
 
-fn needs_body(name: &MessageDataItemName<'_>) -> bool {
-    !matches!(
-        name,
+/// What of the stored message an item needs, least first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Need {
+    /// The session's state is enough.
+    Nothing,
+    /// The header block (the store keeps it apart).
+    Header,
+    /// The whole message.
+    Body,
+}
+
+fn need(name: &MessageDataItemName<'_>) -> Need {
+    match name {
         MessageDataItemName::Flags
-            | MessageDataItemName::Uid
-            | MessageDataItemName::InternalDate
-            | MessageDataItemName::Rfc822Size
-    )
+        | MessageDataItemName::Uid
+        | MessageDataItemName::InternalDate
+        | MessageDataItemName::Rfc822Size => Need::Nothing,
+        MessageDataItemName::Envelope
+        | MessageDataItemName::Rfc822Header
+        | MessageDataItemName::BodyExt {
+            section:
+                Some(
+                    Section::Header(None)
+                    | Section::HeaderFields(None, _)
+                    | Section::HeaderFieldsNot(None, _),
+                ),
+            ..
+        } => Need::Header,
+        _ => Need::Body,
+    }
 }
 
 /// Whether fetching `name` sets `\Seen`.
@@ -186,8 +202,9 @@ fn items(
     out
 }
 
-/// FETCH responses for `targets` (sequence number, message); bodies are read
-/// from the store only when an item needs them.
+/// FETCH responses for `targets` (sequence number, message, by sequence
+/// number); header blocks are read in one go when no item needs more, bodies
+/// one by one when one does.
 pub(crate) fn build(
     store: &Store,
     mail_file: &str,
@@ -195,19 +212,30 @@ pub(crate) fn build(
     targets: &[(u32, Meta)],
     names: &[MessageDataItemName<'static>],
 ) -> Result<Vec<u8>, StoreError> {
-    let with_body = names.iter().any(needs_body);
     let mut out = Vec::new();
-    for (seq, meta) in targets {
-        let raw = if with_body {
-            match store.message_body(mail_file, folder, meta.uid)? {
-                Some(raw) => Some(raw),
-                // Expunged by another session meanwhile: nothing to show.
-                None => continue,
+    match names.iter().map(need).max().unwrap_or(Need::Nothing) {
+        Need::Nothing => {
+            for (seq, meta) in targets {
+                encode_fetch(&mut out, *seq, items(meta, names, None));
             }
-        } else {
-            None
-        };
-        encode_fetch(&mut out, *seq, items(meta, names, raw.as_deref()));
+        }
+        Need::Header => {
+            let uids: Vec<u32> = targets.iter().map(|(_, meta)| meta.uid).collect();
+            let headers = store.headers(mail_file, folder, &uids)?;
+            for (seq, meta) in targets {
+                // Missing: expunged by another session meanwhile, nothing to show.
+                if let Ok(i) = headers.binary_search_by_key(&meta.uid, |(uid, _)| *uid) {
+                    encode_fetch(&mut out, *seq, items(meta, names, Some(&headers[i].1)));
+                }
+            }
+        }
+        Need::Body => {
+            for (seq, meta) in targets {
+                if let Some(raw) = store.message_body(mail_file, folder, meta.uid)? {
+                    encode_fetch(&mut out, *seq, items(meta, names, Some(&raw)));
+                }
+            }
+        }
     }
     Ok(out)
 }

@@ -40,10 +40,29 @@ fn istring(value: &str) -> IString<'static> {
         .unwrap_or_else(|_| IString::Quoted(imap_codec::imap_types::core::Quoted::unvalidated("")))
 }
 
-/// ENVELOPE of a message (only its header is parsed).
+/// The header fields ENVELOPE shows.
+const ENVELOPE_FIELDS: [&[u8]; 10] = [
+    b"date",
+    b"subject",
+    b"from",
+    b"sender",
+    b"reply-to",
+    b"to",
+    b"cc",
+    b"bcc",
+    b"in-reply-to",
+    b"message-id",
+];
+
+/// ENVELOPE of a message: only the header fields it shows are parsed (not
+/// Received and the like).
 pub(crate) fn envelope(raw: &[u8]) -> Envelope<'static> {
-    let header = &raw[..header_end(raw)];
-    match parse(header) {
+    let header = fields_where(raw, |name| {
+        ENVELOPE_FIELDS
+            .iter()
+            .any(|field| field.eq_ignore_ascii_case(name))
+    });
+    match parse(&header) {
         Some(message) => envelope_of(&message),
         None => empty_envelope(),
     }
@@ -344,6 +363,13 @@ pub(crate) fn section(raw: &[u8], section: Option<&Section<'_>>) -> Option<Vec<u
 
 /// The header fields named (or, with `keep` false, not named), then the empty line.
 fn header_fields(message: &[u8], names: &[AString<'_>], keep: bool) -> Vec<u8> {
+    fields_where(message, |name| {
+        names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name)) == keep
+    })
+}
+
+/// The header fields whose name `keep` accepts (with their folded lines), then the empty line.
+fn fields_where(message: &[u8], keep: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let header = &message[..header_end(message)];
     let mut out = Vec::new();
     let mut keeping = false;
@@ -353,10 +379,7 @@ fn header_fields(message: &[u8], names: &[AString<'_>], keep: bool) -> Vec<u8> {
         }
         if !matches!(line.first(), Some(b' ' | b'\t')) {
             let name = line.split(|b| *b == b':').next().unwrap_or_default();
-            let named = names
-                .iter()
-                .any(|n| n.as_ref().eq_ignore_ascii_case(name.trim_ascii()));
-            keeping = named == keep;
+            keeping = keep(name.trim_ascii());
         }
         if keeping {
             out.extend_from_slice(line);
@@ -422,5 +445,17 @@ preamble\r\n--BB\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nfirst part\r\
             BodyStructure::Multi { bodies, .. } => assert_eq!(bodies.as_ref().len(), 2),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn envelope_reads_its_fields_only_folded_or_not() {
+        let raw = b"Received: from a (b [192.0.2.1]) by c; Mon, 1 Mar 2025 10:00:00 +0000\r\n\
+Subject: =?utf-8?q?caf=C3=A9?=\r\nTO: a@x.org,\r\n B <b@y.org>\r\nX-Other: z\r\n\
+Message-ID: <m@x.org>\r\n\r\nSubject: body\r\n";
+        let env = envelope(raw);
+        assert_eq!(env.subject, nstring(Some("café")));
+        assert_eq!(env.to.len(), 2);
+        assert_eq!(env.message_id, nstring(Some("<m@x.org>")));
+        assert_eq!(env.from, Vec::new());
     }
 }

@@ -44,7 +44,7 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use imap_codec::{
     AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
 };
-use store::{ChangeKind, FlagOp, Flags, MailEntry, MailFileChange, Store, StoreError};
+use store::{ChangeKind, FlagOp, Flags, MailFileChange, Store, StoreError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 
@@ -844,7 +844,7 @@ impl Session {
             sel.login.mail_file.clone(),
             sel.folder.clone(),
         );
-        let Ok(entries) = blocking(move || store.messages(&mf, &folder)).await else {
+        let Ok(entries) = blocking(move || store.entries(&mf, &folder, None)).await else {
             return;
         };
         self.dirty = false;
@@ -876,7 +876,7 @@ impl Session {
         let last = sel.messages.last().map_or(0, |m| m.uid);
         let before = sel.messages.len();
         sel.messages
-            .extend(entries.iter().filter(|e| e.uid > last).map(meta_of));
+            .extend(entries.iter().filter(|e| e.uid > last).cloned());
         let exists = (sel.messages.len() != before)
             .then(|| u32::try_from(sel.messages.len()).unwrap_or(u32::MAX));
         for data in responses {
@@ -918,7 +918,8 @@ impl Session {
         }
         let folder = folder_of(mailbox);
         let (store, mf, f) = (self.store.clone(), login.mail_file.clone(), folder.clone());
-        let read = blocking(move || Ok((store.folder(&mf, &f)?, store.messages(&mf, &f)?))).await;
+        let read =
+            blocking(move || Ok((store.folder(&mf, &f)?, store.entries(&mf, &f, None)?))).await;
         let (info, entries) = match read {
             Ok((Some(info), entries)) => (info, entries),
             Ok((None, _)) => {
@@ -931,7 +932,7 @@ impl Session {
         };
         // Changes queued before this point are already in `entries`.
         while self.changes.try_recv().is_ok() {}
-        let messages: Vec<Meta> = entries.iter().map(meta_of).collect();
+        let messages: Vec<Meta> = entries;
         let flags = [
             Flag::Answered,
             Flag::Flagged,
@@ -1099,7 +1100,7 @@ impl Session {
         let read = blocking(move || {
             let info = store.folder(&mf, &folder)?;
             let entries = if need_size {
-                store.messages(&mf, &folder)?
+                store.entries(&mf, &folder, None)?
             } else {
                 Vec::new()
             };
@@ -1498,15 +1499,6 @@ fn copy_uid(validity: u32, pairs: &[(u32, u32)]) -> Option<Code<'static>> {
         source: set(pairs.iter().map(|p| p.0).collect())?,
         destination: set(pairs.iter().map(|p| p.1).collect())?,
     })
-}
-
-fn meta_of(e: &MailEntry) -> Meta {
-    Meta {
-        uid: e.uid,
-        flags: e.flags.clone(),
-        size: e.size,
-        internal_date: e.internal_date,
-    }
 }
 
 /// A message body read on first use by SEARCH.
