@@ -17,7 +17,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use console::{QueueLine, QueueState};
 use routing::{Failure, SmtpVia};
-use store::{MessageId, RecipientStatus, RecipientUpdate, Settlement};
+use store::{MessageId, QueuedMessage, RecipientStatus, RecipientUpdate, Settlement};
 use tokio::sync::{Notify, Semaphore};
 use tracing::{info, warn};
 use transfer::{Batch, Destination, RecipientResult, Transferer};
@@ -33,15 +33,24 @@ pub(crate) struct Handoff {
     pub via: SmtpVia,
     pub message: MessageId,
     pub recipients: Vec<String>,
+    /// The message as routed, while it is cheap to keep (saves a read).
+    pub copy: Option<Arc<QueuedMessage>>,
     /// Do not try before (a retry time recorded before a restart).
     pub not_before: Option<i64>,
     pub attempts: u32,
 }
 
+/// A message waiting in a queue: its id, the recipients for this destination,
+/// and (for a short queue) the message itself.
+type Entry = (MessageId, Vec<String>, Option<Arc<QueuedMessage>>);
+
+/// Above this many waiting messages a queue keeps ids only.
+const COPIES_UP_TO: usize = 2_000;
+
 #[derive(Debug)]
 struct DestQueue {
     via: SmtpVia,
-    entries: VecDeque<(MessageId, Vec<String>)>,
+    entries: VecDeque<Entry>,
     /// Messages being transferred now: never two transfers of one message at once.
     in_flight: Vec<MessageId>,
     busy: u32,
@@ -63,6 +72,7 @@ pub(crate) struct Outbound {
 #[derive(Debug, Clone, PartialEq)]
 struct TransferKey {
     helo: String,
+    per_target: usize,
     port: u16,
     hosts: bool,
     dns: Vec<std::net::SocketAddr>,
@@ -88,6 +98,7 @@ impl Outbound {
         let c = &snap.config;
         let key = TransferKey {
             helo: snap.server.hostname.clone(),
+            per_target: usize::from(c.max_concurrent_transfers).max(1),
             port: c.outbound_smtp_port,
             hosts: c.host_name_resolution == directory::HostNameResolution::Hosts,
             dns: c.dns_servers.clone(),
@@ -110,7 +121,11 @@ impl Outbound {
             client_debug: key.debug,
             ..transfer::TransferConfig::default()
         };
-        let t = Transferer::new(cfg).map_err(|e| e.to_string())?;
+        let cache = transfer::ConnectionCache {
+            per_target: key.per_target,
+            ..transfer::ConnectionCache::default()
+        };
+        let t = Transferer::with_cache(cfg, cache).map_err(|e| e.to_string())?;
         self.transferer.store(Arc::new(Some((key, t.clone()))));
         Ok(t)
     }
@@ -137,9 +152,10 @@ impl Outbound {
                 }
             }
             if !q.in_flight.contains(&h.message)
-                && !q.entries.iter().any(|(id, _)| *id == h.message)
+                && !q.entries.iter().any(|(id, _, _)| *id == h.message)
             {
-                q.entries.push_back((h.message, h.recipients));
+                let copy = h.copy.filter(|_| q.entries.len() < COPIES_UP_TO);
+                q.entries.push_back((h.message, h.recipients, copy));
             }
         }
         self.wake.notify_one();
@@ -229,11 +245,11 @@ impl Router {
                         let Ok(permit) = sem.clone().try_acquire_owned() else {
                             break 'queues;
                         };
-                        let (id, rcpts) = entry.clone();
+                        let (id, rcpts, copy) = entry.clone();
                         q.entries.pop_front();
                         q.in_flight.push(id);
                         q.busy += 1;
-                        started.push((name.clone(), q.via.clone(), id, rcpts, permit));
+                        started.push((name.clone(), q.via.clone(), id, rcpts, copy, permit));
                     }
                 }
             }
@@ -241,10 +257,10 @@ impl Router {
             let stats = &self.shared().stats;
             stats.transfer_active.store(active, Relaxed);
             stats.transfer_concurrent_highest.fetch_max(active, Relaxed);
-            for (queue, via, id, rcpts, permit) in started {
+            for (queue, via, id, rcpts, copy, permit) in started {
                 let router = self.clone();
                 tokio::spawn(async move {
-                    router.transfer_one(&queue, via, id, rcpts).await;
+                    router.transfer_one(&queue, via, id, rcpts, copy).await;
                     drop(permit);
                     router.outbound().wake.notify_one();
                 });
@@ -256,7 +272,14 @@ impl Router {
         }
     }
 
-    async fn transfer_one(&self, queue: &str, via: SmtpVia, id: MessageId, rcpts: Vec<String>) {
+    async fn transfer_one(
+        &self,
+        queue: &str,
+        via: SmtpVia,
+        id: MessageId,
+        rcpts: Vec<String>,
+        copy: Option<Arc<QueuedMessage>>,
+    ) {
         let out = self.outbound().clone();
         let done = |error: Option<(String, bool, i64)>| {
             let mut queues = lock(&out.queues);
@@ -278,7 +301,11 @@ impl Router {
                 }
             }
         };
-        let msg = match self.shared().store.message(id) {
+        let stored = match copy {
+            Some(m) => Ok(Some(m)),
+            None => self.shared().store.message(id).map(|m| m.map(Arc::new)),
+        };
+        let msg = match stored {
             Ok(Some(m)) if m.state == store::MessageState::Pending => m,
             Ok(_) => return done(None),
             Err(e) => {
@@ -451,7 +478,8 @@ impl Router {
                 {
                     let mut queues = lock(&out.queues);
                     if let Some(q) = queues.get_mut(queue) {
-                        q.entries.push_front((id, retry_rcpts));
+                        // Waiting for a retry: keep the id, not the message.
+                        q.entries.push_front((id, retry_rcpts, None));
                     }
                 }
                 done(Some((err, report.waiting_for_dns, now + delay)));

@@ -176,7 +176,15 @@ impl Router {
             .iter()
             .map(|m| self.route_message(&snap, m, now, &mut usage, &mut handoffs))
             .collect();
-        match self.shared.store.settle(settlements).await {
+        // A message whose recipients all wait in outbound queues has nothing to record.
+        let settlements: Vec<Settlement> =
+            settlements.into_iter().filter(|s| !is_empty(s)).collect();
+        let settled = if settlements.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.shared.store.settle(settlements).await
+        };
+        match settled {
             Ok(outcomes) => {
                 for h in handoffs {
                     self.outbound.enqueue(h);
@@ -368,19 +376,13 @@ impl Router {
                                 via,
                                 message: msg.id,
                                 recipients: vec![addr.clone()],
+                                copy: Some(Arc::new(msg.clone())),
                                 not_before,
                                 attempts,
                             }),
                         }
-                        if not_before.is_none() {
-                            s.outcomes.push((
-                                addr,
-                                RecipientUpdate::Waiting {
-                                    reason: format!("Waiting for SMTP transfer to {queue}"),
-                                    queue: Some(queue),
-                                },
-                            ));
-                        }
+                        // Nothing to record yet: the outbound queue holds it, and a
+                        // restart routes the still-pending recipient again.
                     }
                     Action::Route(Route::Fail(f)) => failures.push((addr, f)),
                 }
@@ -479,6 +481,14 @@ impl Router {
             subject: Some(r.subject),
         });
     }
+}
+
+fn is_empty(s: &Settlement) -> bool {
+    s.outcomes.is_empty()
+        && s.deliveries.is_empty()
+        && s.new_messages.is_empty()
+        && s.events.is_empty()
+        && s.state.is_none()
 }
 
 fn final_status(status: RecipientStatus, reason: Option<String>) -> RecipientUpdate {

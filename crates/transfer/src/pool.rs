@@ -22,8 +22,15 @@ struct Idle {
     since: Instant,
 }
 
+/// The idle connections to one target, and whether a sweeper task watches them.
+#[derive(Default)]
+struct TargetIdle {
+    sessions: Vec<Idle>,
+    sweeping: bool,
+}
+
 struct Inner {
-    idle: Mutex<HashMap<Target, Vec<Idle>>>,
+    idle: Mutex<HashMap<Target, TargetIdle>>,
     max_idle: Duration,
     per_target: usize,
 }
@@ -49,12 +56,7 @@ impl Pool {
     pub(crate) fn take(&self, target: &Target) -> Option<Session> {
         let entry = {
             let mut idle = self.inner.idle.lock();
-            let sessions = idle.get_mut(target)?;
-            let entry = sessions.pop();
-            if sessions.is_empty() {
-                idle.remove(target);
-            }
-            entry?
+            idle.get_mut(target)?.sessions.pop()?
         };
         if entry.since.elapsed() < self.inner.max_idle {
             Some(entry.session)
@@ -68,57 +70,60 @@ impl Pool {
     /// within a tokio runtime (the close after the idle time is a task).
     pub(crate) fn put(&self, session: Session) {
         let target = session.target().clone();
-        let kept = {
+        let (extra, start_sweeper) = {
             let mut idle = self.inner.idle.lock();
-            let sessions = idle.entry(target.clone()).or_default();
-            if sessions.len() < self.inner.per_target && !self.inner.max_idle.is_zero() {
-                sessions.push(Idle {
+            let t = idle.entry(target.clone()).or_default();
+            if t.sessions.len() < self.inner.per_target && !self.inner.max_idle.is_zero() {
+                t.sessions.push(Idle {
                     session,
                     since: Instant::now(),
                 });
-                None
+                // One sweeper per target, however many connections come and go.
+                (None, !std::mem::replace(&mut t.sweeping, true))
             } else {
-                Some(session)
+                (Some(session), false)
             }
         };
-        match kept {
-            Some(extra) => {
-                tokio::spawn(extra.quit());
-            }
-            None => {
-                tokio::spawn(close_stale(
-                    Arc::downgrade(&self.inner),
-                    target,
-                    self.inner.max_idle,
-                ));
-            }
+        if let Some(extra) = extra {
+            tokio::spawn(extra.quit());
+        }
+        if start_sweeper {
+            tokio::spawn(sweep(Arc::downgrade(&self.inner), target));
         }
     }
 }
 
-/// After `wait`, closes the connections to `target` that have been idle that
-/// long (the pool may be gone by then: nothing to do).
-async fn close_stale(pool: Weak<Inner>, target: Target, wait: Duration) {
-    tokio::time::sleep(wait).await;
-    let Some(inner) = pool.upgrade() else {
-        return;
-    };
-    let stale: Vec<Session> = {
-        let mut idle = inner.idle.lock();
-        let Some(sessions) = idle.get_mut(&target) else {
-            return;
+/// Closes the connections to `target` once they have been idle too long;
+/// ends when none is left (the pool may be gone meanwhile: nothing to do).
+async fn sweep(pool: Weak<Inner>, target: Target) {
+    loop {
+        let wait = {
+            let Some(inner) = pool.upgrade() else { return };
+            let mut idle = inner.idle.lock();
+            let Some(t) = idle.get_mut(&target) else {
+                return;
+            };
+            let Some(oldest) = t.sessions.iter().map(|e| e.since).min() else {
+                idle.remove(&target);
+                return;
+            };
+            (oldest + inner.max_idle).saturating_duration_since(Instant::now())
         };
-        let (old, fresh): (Vec<Idle>, Vec<Idle>) = std::mem::take(sessions)
-            .into_iter()
-            .partition(|entry| entry.since.elapsed() >= inner.max_idle);
-        if fresh.is_empty() {
-            idle.remove(&target);
-        } else {
-            *sessions = fresh;
+        tokio::time::sleep(wait).await;
+        let Some(inner) = pool.upgrade() else { return };
+        let stale: Vec<Session> = {
+            let mut idle = inner.idle.lock();
+            let Some(t) = idle.get_mut(&target) else {
+                return;
+            };
+            let (old, fresh): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut t.sessions)
+                .into_iter()
+                .partition(|entry| entry.since.elapsed() >= inner.max_idle);
+            t.sessions = fresh;
+            old.into_iter().map(|entry| entry.session).collect()
+        };
+        for session in stale {
+            session.quit().await;
         }
-        old.into_iter().map(|entry| entry.session).collect()
-    };
-    for session in stale {
-        session.quit().await;
     }
 }
