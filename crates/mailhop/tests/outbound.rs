@@ -185,3 +185,65 @@ fn outbound_controls_refuse_with_a_reason() {
     );
     assert!(sink.messages().is_empty());
 }
+
+/// No relay host: the recipient's domain is looked up in DNS (a real DNS
+/// server on a loopback port, named by `dns_servers`), MX by preference; the
+/// preferred exchanger is down, so the next one gets the message.
+#[test]
+fn mx_lookup_by_preference_with_fallback() {
+    use std::net::Ipv4Addr;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dns = rt.block_on(testkit::Dns::start(vec![
+        testkit::Rr::Mx("example.test.", 10, "mx1.example.test."),
+        testkit::Rr::Mx("example.test.", 20, "mx2.example.test."),
+        // mx1 is an address where nothing listens; mx2 is the sink.
+        testkit::Rr::A("mx1.example.test.", Ipv4Addr::new(127, 0, 0, 2)),
+        testkit::Rr::A("mx2.example.test.", Ipv4Addr::new(127, 0, 0, 1)),
+    ]));
+    let sink = Sink::start();
+    let config = format!(
+        "smtp_outside_local_domain = true\ndns_servers = [\"{}\"]\noutbound_smtp_port = {}\n[configuration.inbound]\nrelay_exempt_hosts = [\"127.0.0.0/8\"]",
+        dns.addr, sink.port
+    );
+    let server = TestServer::start(Setup {
+        config: &config,
+        ..Setup::default()
+    });
+    let trace = server.console("trace someone@example.test");
+    assert!(trace.contains("MX records of example.test"), "{trace}");
+    let mut c = RawSmtp::connect(server.smtp);
+    c.cmd("EHLO client.test");
+    assert!(
+        c.mail(
+            "jane.doe@acme.com",
+            &["someone@example.test"],
+            &message("jane.doe@acme.com", "someone@example.test", "by mx")
+        )
+        .starts_with("250")
+    );
+    wait_for(|| sink.messages().len() == 1, "delivery to the second MX");
+    assert_eq!(sink.messages()[0].rcpts, ["someone@example.test"]);
+    assert!(
+        server.log().contains("127.0.0.2"),
+        "the first MX was tried:\n{}",
+        server.log()
+    );
+    // A domain that does not exist gets a report, not a retry.
+    assert!(
+        c.mail(
+            "jane.doe@acme.com",
+            &["x@nowhere.test"],
+            &message("jane.doe@acme.com", "x@nowhere.test", "nowhere")
+        )
+        .starts_with("250")
+    );
+    let mail = server.wait_mail("mail/jdoe", 1);
+    assert!(
+        mail[0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("No route found to domain nowhere.test"),
+        "{mail:?}"
+    );
+    drop(rt);
+}

@@ -1,7 +1,6 @@
 //! End-to-end tests of the transfer crate against real SMTP sinks and a real
 //! DNS server, all on loopback addresses.
 
-mod dns;
 mod mx;
 mod relay;
 mod sink;

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 
 use transfer::{Destination, PlanError, RecipientResult, Target, Transferer};
 
-use crate::dns::{Dns, Rr};
 use crate::sink::{Sink, SinkConfig};
 use crate::{batch, closed_port, config, ip};
+use testkit::{Dns, Rr};
 
 /// A port free on both 127.0.0.1 and 127.0.0.2 (MX hosts share the port).
 async fn shared_port() -> u16 {

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use transfer::{Destination, RecipientResult, Resolution, Transferer};
 
-use crate::dns::{Dns, Rr};
 use crate::sink::{Sink, SinkConfig};
 use crate::{Logs, batch, closed_port, config, ip, relay, relay_name};
+use testkit::{Dns, Rr};
 
 fn delivered_by(result: &RecipientResult) -> &str {
     match result {
