@@ -6,7 +6,7 @@ Subcommands:
         APPEND the N generated messages (deterministic, seed 1) into INBOX
         over CONNS parallel connections (default 4), pipelined with LITERAL+.
   bench NAME HOST:PORT USER PASSWORD --rss mailhop:PID|dovecot
-        [--rounds 5] [--out FILE.jsonl]
+        [--rounds 5] [--out FILE.jsonl] [--no-warmup] [--first-round K]
         a warm-up session, then ROUNDS sessions, each timing:
           login_select   connect + greeting + LOGIN + SELECT INBOX
           fetch_envelope UID FETCH 1:* (FLAGS ENVELOPE), whole response read
@@ -412,6 +412,8 @@ def cmd_bench(argv):
     p.add_argument("--rss", required=True)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out")
+    p.add_argument("--no-warmup", action="store_true")
+    p.add_argument("--first-round", type=int, default=1)
     a = p.parse_args(argv)
     # The body's UID, found once (not timed): fills may append in any order.
     c = Imap(a.hostport)
@@ -428,14 +430,15 @@ def cmd_bench(argv):
     # Warm-up (caches, indexes, page cache): kept as round 0, not in the medians;
     # its RSS growth is mailhop's first-session figure (later sessions reuse
     # what the allocator keeps).
-    warm = {"server": a.name, "round": 0, "time": time.time(), **one_session(a, uids[0], body_data)}
-    print(json.dumps(warm), flush=True)
-    if a.out:
-        with open(a.out, "a") as f:
-            f.write(json.dumps(warm) + "\n")
+    if not a.no_warmup:
+        warm = {"server": a.name, "round": 0, "time": time.time(), **one_session(a, uids[0], body_data)}
+        print(json.dumps(warm), flush=True)
+        if a.out:
+            with open(a.out, "a") as f:
+                f.write(json.dumps(warm) + "\n")
     rows = []
     for r in range(a.rounds):
-        row = {"server": a.name, "round": r + 1, "time": time.time(), **one_session(a, uids[0], body_data)}
+        row = {"server": a.name, "round": a.first_round + r, "time": time.time(), **one_session(a, uids[0], body_data)}
         rows.append(row)
         print(json.dumps(row), flush=True)
         if a.out:

@@ -153,11 +153,16 @@ wait_port "$DV_PORT"
 echo "dovecot: filling INBOX with $N messages" >&2
 python3 "$CLIENT" fill "127.0.0.1:$DV_PORT" "$USER_NAME" "$PASSWORD" "$N" "$CONNS"
 
-# ---- measure, one server at a time ----
-python3 "$CLIENT" bench mailhop "127.0.0.1:$MH_IMAP" "$USER_NAME" "$PASSWORD" \
-    --rss "mailhop:$MH_PID" --rounds "$ROUNDS" --out "$RESULTS" >&2
-python3 "$CLIENT" bench dovecot "127.0.0.1:$DV_PORT" "$USER_NAME" "$PASSWORD" \
-    --rss dovecot --rounds "$ROUNDS" --out "$RESULTS" >&2
+# ---- measure: a warm-up session each, then the rounds alternate between the
+# servers, so a busy moment of the machine hits both alike ----
+MH=(mailhop "127.0.0.1:$MH_IMAP" "$USER_NAME" "$PASSWORD" --rss "mailhop:$MH_PID" --out "$RESULTS")
+DC=(dovecot "127.0.0.1:$DV_PORT" "$USER_NAME" "$PASSWORD" --rss dovecot --out "$RESULTS")
+python3 "$CLIENT" bench "${MH[@]}" --rounds 0 >&2
+python3 "$CLIENT" bench "${DC[@]}" --rounds 0 >&2
+for r in $(seq "$ROUNDS"); do
+    python3 "$CLIENT" bench "${MH[@]}" --rounds 1 --no-warmup --first-round "$r" >&2
+    python3 "$CLIENT" bench "${DC[@]}" --rounds 1 --no-warmup --first-round "$r" >&2
+done
 
 echo "results: $RESULTS" >&2
 python3 "$CLIENT" table "$RESULTS"
