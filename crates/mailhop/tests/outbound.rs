@@ -211,6 +211,26 @@ fn mx_lookup_by_preference_with_fallback() {
     });
     let trace = server.console("trace someone@example.test");
     assert!(trace.contains("MX records of example.test"), "{trace}");
+    assert!(
+        trace.contains(&format!(
+            "Using address '127.0.0.2:{}' for mx1.example.test on TCPIP",
+            sink.port
+        )),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("Unable to connect to mx1.example.test on TCPIP"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("Connected to server mx2.example.test"),
+        "{trace}"
+    );
+    assert!(sink.messages().is_empty(), "trace sends nothing");
+    assert_eq!(
+        server.console("set config DebugRouterLookup=1"),
+        "DebugRouterLookup=1\n"
+    );
     let mut c = RawSmtp::connect(server.smtp);
     c.cmd("EHLO client.test");
     assert!(

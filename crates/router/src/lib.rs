@@ -13,4 +13,4 @@ mod work;
 
 pub use events::{RouterStats, Verbosity};
 pub use snapshot::Snapshot;
-pub use work::{Router, RouterShared};
+pub use work::{Router, RouterShared, describe};

@@ -94,7 +94,7 @@ impl Outbound {
     }
 
     /// The transfer client for this snapshot's configuration.
-    fn transferer(&self, snap: &Snapshot) -> Result<Transferer, String> {
+    fn transferer(&self, snap: &Snapshot, self_debug: u8) -> Result<Transferer, String> {
         let c = &snap.config;
         let key = TransferKey {
             helo: snap.server.hostname.clone(),
@@ -102,7 +102,7 @@ impl Outbound {
             port: c.outbound_smtp_port,
             hosts: c.host_name_resolution == directory::HostNameResolution::Hosts,
             dns: c.dns_servers.clone(),
-            debug: snap.server.debug.smtp_client_debug > 0,
+            debug: self_debug > 0,
         };
         if let Some((k, t)) = self.transferer.load().as_ref() {
             if *k == key {
@@ -327,7 +327,7 @@ impl Router {
             return done(None);
         }
         let snap = self.shared().snapshot.load_full();
-        let transferer = match out.transferer(&snap) {
+        let transferer = match out.transferer(&snap, self.shared().client_debug.get()) {
             Ok(t) => t,
             Err(e) => {
                 let next = now_ms() + 60_000;
@@ -486,6 +486,62 @@ impl Router {
             }
             None => done(None),
         }
+    }
+}
+
+impl Router {
+    /// The SMTP part of `trace`: the hosts the router would try, in order,
+    /// each probed with a TCP connection (nothing is sent).
+    pub async fn trace_smtp(&self, via: &SmtpVia) -> Vec<String> {
+        let snap = self.shared().snapshot.load_full();
+        let mut out = vec!["Enabling name service requests and probes...".to_owned()];
+        let t = match self
+            .outbound()
+            .transferer(&snap, self.shared().client_debug.get())
+        {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(format!("SMTP client not available: {e}"));
+                return out;
+            }
+        };
+        let (dest, shown) = match via {
+            SmtpVia::Relay(r) => (Destination::Relay(r.clone()), format!("relay host {r}")),
+            SmtpVia::Mx(d) => (Destination::Mx(d.clone()), format!("domain {d}")),
+        };
+        let levels = match t.plan(&dest).await {
+            Ok(levels) => levels,
+            Err(e) => {
+                out.push(format!("No path found to {shown}: {e}"));
+                return out;
+            }
+        };
+        for (i, level) in levels.iter().enumerate() {
+            let kind = if level.len() > 1 {
+                ", load balanced"
+            } else {
+                ""
+            };
+            out.push(format!("Preference level {}{kind}:", i + 1));
+            for target in level {
+                out.push(format!(
+                    "Using address '{}' for {} on TCPIP",
+                    target.addr, target.host
+                ));
+                out.push(format!("Connecting to {} over TCPIP", target.host));
+                let probe = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::net::TcpStream::connect(target.addr),
+                )
+                .await;
+                out.push(match probe {
+                    Ok(Ok(_)) => format!("Connected to server {}", target.host),
+                    Ok(Err(e)) => format!("Unable to connect to {} on TCPIP ({e})", target.host),
+                    Err(_) => format!("Server {} is not responding", target.host),
+                });
+            }
+        }
+        out
     }
 }
 

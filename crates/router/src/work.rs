@@ -29,7 +29,12 @@ pub struct RouterShared {
     pub snapshot: ArcSwap<Snapshot>,
     pub store: Store,
     pub stats: RouterStats,
+    /// `Log_MailRouting`.
     pub verbosity: Verbosity,
+    /// `DebugRouterLookup`: each name lookup and its matches.
+    pub lookup_debug: Verbosity,
+    /// `SMTPClientDebug`: the outbound conversation.
+    pub client_debug: Verbosity,
 }
 
 /// Handle on a running router: hand it messages that are durable in the mail box.
@@ -270,7 +275,13 @@ impl Router {
                 ));
             }
         } else {
-            for step in routing::resolve_all(snap.routing(), &pending) {
+            let steps = routing::resolve_all(snap.routing(), &pending);
+            if shared.lookup_debug.get() > 0 {
+                for step in &steps {
+                    info!(target: "router", "DebugRLookup: Lookup for {}: {}", step.address, describe(&step.action));
+                }
+            }
+            for step in steps {
                 let addr = step.address;
                 match step.action {
                     Action::Expanded { members } => {
@@ -480,6 +491,31 @@ impl Router {
             message_id: Some(r.message_id),
             subject: Some(r.subject),
         });
+    }
+}
+
+/// One lookup result in words, for `DebugRouterLookup` and `trace`.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::Expanded { members } => format!("group, expands to {}", members.join(", ")),
+        Action::Forwarded { to } => format!("forwarded to {to}"),
+        Action::Duplicate { of } => format!("same mail file as {of}"),
+        Action::Route(Route::Local {
+            mail_file, owner, ..
+        }) => {
+            format!("found {owner}, delivered locally into mail file {mail_file}")
+        }
+        Action::Route(Route::Server {
+            destination,
+            next_hop,
+        }) => {
+            format!("mail server {destination}, next hop {next_hop} via NRPC")
+        }
+        Action::Route(Route::Smtp { queue, via }) => match via {
+            routing::SmtpVia::Relay(r) => format!("SMTP to {queue} through relay host {r}"),
+            routing::SmtpVia::Mx(d) => format!("SMTP to {queue} through the MX records of {d}"),
+        },
+        Action::Route(Route::Fail(f)) => f.reason.clone(),
     }
 }
 

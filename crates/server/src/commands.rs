@@ -65,16 +65,16 @@ async fn execute(inst: &std::sync::Arc<Instance>, cmd: Command) -> anyhow::Resul
             }
             format!("Router: Routing pending mail for {dest} now ({queues} queues)\n")
         }
-        Command::Trace(target) => trace(inst, &target),
+        Command::Trace(target) => trace(inst, &target).await,
         Command::SetConfig { name, value } => {
             let key = name.to_ascii_lowercase();
-            if key == "log_mailrouting" {
+            if let Some(var) = inst.debug_var(&key) {
                 let level: u8 = value
                     .parse()
                     .ok()
-                    .filter(|l| [10, 20, 30, 40].contains(l))
-                    .ok_or_else(|| anyhow::anyhow!("Log_MailRouting is 10, 20, 30 or 40"))?;
-                inst.router.shared().verbosity.set(level);
+                    .filter(|l| key != "log_mailrouting" || [10, 20, 30, 40].contains(l))
+                    .ok_or_else(|| anyhow::anyhow!("{name}: not a valid level"))?;
+                var.set(level);
             }
             lock(&inst.config_vars).insert(key, value.clone());
             format!("{name}={value}\n")
@@ -83,12 +83,12 @@ async fn execute(inst: &std::sync::Arc<Instance>, cmd: Command) -> anyhow::Resul
             let key = name.to_ascii_lowercase();
             let value = lock(&inst.config_vars).get(&key).cloned().or_else(|| {
                 let d = inst.snapshot().server.debug.clone();
+                if let Some(var) = inst.debug_var(&key) {
+                    return Some(var.get().to_string());
+                }
                 Some(
                     match key.as_str() {
-                        "log_mailrouting" => inst.router.shared().verbosity.get(),
                         "debugrouter" => d.debug_router,
-                        "debugrouterlookup" => d.debug_router_lookup,
-                        "smtpclientdebug" => d.smtp_client_debug,
                         "smtpdebug" => d.smtp_debug,
                         "smtpdebugio" => d.smtp_debug_io,
                         "smtpsaveimporterrors" => d.smtp_save_import_errors,
@@ -364,7 +364,7 @@ async fn release(inst: &Instance, which: ReleaseWhich, id: Option<i64>) -> anyho
     Ok(format!("Router: Released {released} {word} messages\n"))
 }
 
-fn trace(inst: &Instance, target: &str) -> String {
+async fn trace(inst: &Instance, target: &str) -> String {
     let snap = inst.snapshot();
     let mut out = String::new();
     if let Some(server) = snap.dir.server_by_str(target) {
@@ -383,41 +383,27 @@ fn trace(inst: &Instance, target: &str) -> String {
         return out;
     }
     out.push_str(&format!("Determining path to {target}\n"));
+    let mut smtp = Vec::new();
     for step in routing::resolve(snap.routing(), target) {
+        if let routing::Action::Route(routing::Route::Smtp { via, .. }) = &step.action {
+            smtp.push(via.clone());
+        }
         let line = match &step.action {
-            routing::Action::Expanded { members } => {
-                format!("{}: group, expands to {}", step.address, members.join(", "))
-            }
-            routing::Action::Forwarded { to } => format!("{}: forwarded to {to}", step.address),
-            routing::Action::Duplicate { of } => {
-                format!("{}: same mail file as {of}", step.address)
-            }
-            routing::Action::Route(routing::Route::Local {
-                mail_file, owner, ..
-            }) => format!(
-                "Address found in local Domino Directory names table for {owner}\n{}: delivered locally into mail file {mail_file}",
-                step.address
+            routing::Action::Route(routing::Route::Local { owner, .. }) => format!(
+                "Address found in local Domino Directory names table for {owner}\n{}: {}",
+                step.address,
+                router::describe(&step.action)
             ),
-            routing::Action::Route(routing::Route::Server {
-                destination,
-                next_hop,
-            }) => format!(
-                "{}: mail server {destination}, next hop {next_hop} via NRPC",
-                step.address
-            ),
-            routing::Action::Route(routing::Route::Smtp { queue, via }) => {
-                let via = match via {
-                    routing::SmtpVia::Relay(r) => format!("relay host {r}"),
-                    routing::SmtpVia::Mx(d) => format!("MX records of {d}"),
-                };
-                format!("{}: SMTP to {queue} through {via}", step.address)
-            }
-            routing::Action::Route(routing::Route::Fail(f)) => {
-                format!("{}: {}", step.address, f.reason)
-            }
+            other => format!("{}: {}", step.address, router::describe(other)),
         };
         out.push_str(&line);
         out.push('\n');
+    }
+    for via in smtp {
+        for line in inst.router.trace_smtp(&via).await {
+            out.push_str(&line);
+            out.push('\n');
+        }
     }
     out
 }

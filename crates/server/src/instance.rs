@@ -124,11 +124,15 @@ impl Instance {
         let tls = crate::tls::load(&snap.server)?;
         let workers = usize::from(snap.config.delivery_threads).max(1);
         let verbosity = Verbosity::new(snap.server.debug.log_mail_routing);
+        let lookup_debug = Verbosity::new(snap.server.debug.debug_router_lookup);
+        let client_debug = Verbosity::new(snap.server.debug.smtp_client_debug);
         let shared = Arc::new(RouterShared {
             snapshot: ArcSwap::from_pointee(snap),
             store: store.clone(),
             stats: RouterStats::new(),
             verbosity,
+            lookup_debug,
+            client_debug,
         });
         let router = Router::start(shared, workers);
         let inst = Arc::new(Instance {
@@ -256,10 +260,16 @@ impl Instance {
     pub fn apply_directory(&self, dir: Arc<Directory>) {
         match Snapshot::new(dir, &self.name) {
             Some(snap) => {
-                self.router.shared().verbosity.set(
-                    self.log_level_override()
-                        .unwrap_or(snap.server.debug.log_mail_routing),
-                );
+                let d = &snap.server.debug;
+                for (name, from_directory) in [
+                    ("log_mailrouting", d.log_mail_routing),
+                    ("debugrouterlookup", d.debug_router_lookup),
+                    ("smtpclientdebug", d.smtp_client_debug),
+                ] {
+                    if let Some(v) = self.debug_var(name) {
+                        v.set(self.config_override(name).unwrap_or(from_directory));
+                    }
+                }
                 match crate::tls::load(&snap.server) {
                     Ok(tls) => self.tls.store(Arc::new(tls)),
                     Err(e) => warn!("Directory: TLS files of {} not loaded: {e:#}", self.name),
@@ -274,9 +284,21 @@ impl Instance {
         }
     }
 
-    fn log_level_override(&self) -> Option<u8> {
+    /// A debug variable the router reads at run time (`set config NAME=VALUE`).
+    pub(crate) fn debug_var(&self, key: &str) -> Option<&Verbosity> {
+        let shared = self.router.shared();
+        match key {
+            "log_mailrouting" => Some(&shared.verbosity),
+            "debugrouterlookup" => Some(&shared.lookup_debug),
+            "smtpclientdebug" => Some(&shared.client_debug),
+            _ => None,
+        }
+    }
+
+    /// A value set with `set config`, which outlives directory reloads.
+    fn config_override(&self, key: &str) -> Option<u8> {
         lock(&self.config_vars)
-            .get("log_mailrouting")
+            .get(key)
             .and_then(|v| v.parse().ok())
     }
 
