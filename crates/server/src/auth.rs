@@ -75,6 +75,60 @@ pub(crate) fn persons_for_login<'d>(
     found.into_iter().map(|i| &dir.persons[i]).collect()
 }
 
+/// Recently verified Internet passwords, so that a mail client that logs in
+/// every few minutes does not cost an argon2 verification each time (what
+/// Dovecot's auth cache does). Only a keyed MAC of (stored hash, password) is
+/// kept, under a key made at start and never stored; a changed hash in the
+/// directory no longer matches; entries expire after `TTL`.
+pub(crate) struct AuthCache {
+    key: aws_lc_rs::hmac::Key,
+    seen: Mutex<HashMap<Vec<u8>, Instant>>,
+}
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let key = aws_lc_rs::hmac::Key::generate(aws_lc_rs::hmac::HMAC_SHA256, &rng)
+            .unwrap_or_else(|_| aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &[0; 32]));
+        AuthCache {
+            key,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl AuthCache {
+    const TTL: Duration = Duration::from_secs(600);
+    const MAX: usize = 50_000;
+
+    fn tag(&self, hash: &str, password: &str) -> Vec<u8> {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.key);
+        ctx.update(hash.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(password.as_bytes());
+        ctx.sign().as_ref().to_vec()
+    }
+
+    fn verified(&self, hash: &str, password: &str) -> bool {
+        let tag = self.tag(hash, password);
+        lock(&self.seen)
+            .get(&tag)
+            .is_some_and(|at| at.elapsed() < Self::TTL)
+    }
+
+    fn remember(&self, hash: &str, password: &str) {
+        let tag = self.tag(hash, password);
+        let mut seen = lock(&self.seen);
+        if seen.len() >= Self::MAX {
+            seen.retain(|_, at| at.elapsed() < Self::TTL);
+            if seen.len() >= Self::MAX {
+                seen.clear();
+            }
+        }
+        seen.insert(tag, Instant::now());
+    }
+}
+
 /// Failed logins per client address and per user name, with a growing delay.
 #[derive(Default)]
 pub(crate) struct Throttle(Mutex<HashMap<String, (u32, Instant)>>);
@@ -157,11 +211,15 @@ pub(crate) async fn authenticate(
         )),
         [p] => match &p.internet_password {
             None => Some("the person has no Internet password".to_owned()),
+            Some(hash) if inst.auth_cache.verified(hash, password) => None,
             Some(hash) => {
-                let (hash, password) = (hash.clone(), password.to_owned());
-                let ok = tokio::task::spawn_blocking(move || verify(&hash, &password))
+                let (h, pw) = (hash.clone(), password.to_owned());
+                let ok = tokio::task::spawn_blocking(move || verify(&h, &pw))
                     .await
                     .unwrap_or(false);
+                if ok {
+                    inst.auth_cache.remember(hash, password);
+                }
                 (!ok).then(|| "wrong password".to_owned())
             }
         },
@@ -199,6 +257,19 @@ mod tests {
         assert!(verify(&h, "s3cret"));
         assert!(!verify(&h, "other"));
         assert!(!verify("not a hash", "s3cret"));
+    }
+
+    #[test]
+    fn cache_remembers_only_the_exact_pair() {
+        let c = AuthCache::default();
+        assert!(!c.verified("$argon2id$h1", "pw"));
+        c.remember("$argon2id$h1", "pw");
+        assert!(c.verified("$argon2id$h1", "pw"));
+        assert!(!c.verified("$argon2id$h1", "pw2"), "another password");
+        assert!(
+            !c.verified("$argon2id$h2", "pw"),
+            "the hash changed in the directory"
+        );
     }
 
     #[test]

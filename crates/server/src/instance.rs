@@ -104,6 +104,7 @@ pub struct Instance {
     pub(crate) config_vars: Mutex<BTreeMap<String, String>>,
     pub(crate) tls: ArcSwap<Option<Arc<rustls::ServerConfig>>>,
     pub(crate) auth_failures: crate::auth::Throttle,
+    pub(crate) auth_cache: crate::auth::AuthCache,
     console_stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
@@ -148,6 +149,7 @@ impl Instance {
             config_vars: Mutex::new(BTreeMap::new()),
             tls: ArcSwap::from_pointee(tls),
             auth_failures: crate::auth::Throttle::default(),
+            auth_cache: crate::auth::AuthCache::default(),
             console_stop: Mutex::new(None),
         });
         for l in Listener::ALL {
