@@ -60,7 +60,7 @@ pub fn format_stats(stats: &[(String, StatValue)], filter: Option<&str>) -> Stri
         .iter()
         .filter(|(n, _)| stat_matches(n, filter))
         .collect();
-    rows.sort_by(|a, b| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()));
+    rows.sort_by_key(|a| a.0.to_ascii_lowercase());
     let mut out = String::new();
     for (name, value) in &rows {
         let _ = writeln!(out, "  {name} = {value}");

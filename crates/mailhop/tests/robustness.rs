@@ -147,7 +147,7 @@ fn acknowledged_then_killed(
                 let mut r = std::io::BufReader::new(s.try_clone().unwrap());
                 let mut w = s;
                 let mut line = String::new();
-                let mut read = |r: &mut std::io::BufReader<std::net::TcpStream>, line: &mut String| -> bool {
+                let read = |r: &mut std::io::BufReader<std::net::TcpStream>, line: &mut String| -> bool {
                     loop {
                         line.clear();
                         match std::io::BufRead::read_line(r, line) {
@@ -185,8 +185,8 @@ fn acknowledged_then_killed(
     for t in threads {
         let _ = t.join();
     }
-    let acked = acked.lock().unwrap().clone();
-    acked
+
+    acked.lock().unwrap().clone()
 }
 
 /// Parallel clients; SIGKILL mid-stream; restart: every message that got a

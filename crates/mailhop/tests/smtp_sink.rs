@@ -49,7 +49,7 @@ impl DebianSink {
         text.split(|c: char| c.is_whitespace() || c == ',')
             .filter_map(|w| w.strip_prefix("mesg="))
             .filter_map(|n| n.parse().ok())
-            .last()
+            .next_back()
             .unwrap_or(0)
     }
 }

@@ -118,11 +118,9 @@ impl RouterStats {
         let g = |a: &AtomicU64| StatValue::Int(i64::try_from(a.load(Relaxed)).unwrap_or(i64::MAX));
         let delivered = self.delivered.load(Relaxed);
         let avg = |total: u64| {
-            StatValue::Int(if delivered == 0 {
-                0
-            } else {
-                i64::try_from(total / delivered).unwrap_or(i64::MAX)
-            })
+            StatValue::Int(
+                i64::try_from(total.checked_div(delivered).unwrap_or(0)).unwrap_or(i64::MAX),
+            )
         };
         let mut out: Vec<(String, StatValue)> = vec![
             ("Mail.Delivered".into(), g(&self.delivered)),

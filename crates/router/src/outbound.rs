@@ -104,10 +104,10 @@ impl Outbound {
             dns: c.dns_servers.clone(),
             debug: self_debug > 0,
         };
-        if let Some((k, t)) = self.transferer.load().as_ref() {
-            if *k == key {
-                return Ok(t.clone());
-            }
+        if let Some((k, t)) = self.transferer.load().as_ref()
+            && *k == key
+        {
+            return Ok(t.clone());
         }
         let cfg = transfer::TransferConfig {
             helo_name: key.helo.clone(),
@@ -145,11 +145,13 @@ impl Outbound {
                 waiting_for_dns: false,
             });
             q.via = h.via;
-            if let Some(t) = h.not_before.filter(|t| *t > now) {
-                if q.next_retry.is_none_or(|n| n < t) && q.entries.is_empty() && q.busy == 0 {
-                    q.next_retry = Some(t);
-                    q.attempts = q.attempts.max(h.attempts);
-                }
+            if let Some(t) = h.not_before.filter(|t| *t > now)
+                && q.next_retry.is_none_or(|n| n < t)
+                && q.entries.is_empty()
+                && q.busy == 0
+            {
+                q.next_retry = Some(t);
+                q.attempts = q.attempts.max(h.attempts);
             }
             if !q.in_flight.contains(&h.message)
                 && !q.entries.iter().any(|(id, _, _)| *id == h.message)
@@ -576,9 +578,11 @@ mod tests {
 
     #[test]
     fn retry_grows_to_the_cap() {
-        let mut c = directory::Config::default();
-        c.initial_retry = Duration::from_secs(60);
-        c.retry_cap = Duration::from_secs(300);
+        let c = directory::Config {
+            initial_retry: Duration::from_secs(60),
+            retry_cap: Duration::from_secs(300),
+            ..directory::Config::default()
+        };
         assert_eq!(retry_delay(&c, 1), 60_000);
         assert_eq!(retry_delay(&c, 2), 120_000);
         assert_eq!(retry_delay(&c, 3), 240_000);

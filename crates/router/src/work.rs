@@ -208,10 +208,10 @@ impl Router {
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     for id in ids {
-                        if let Ok(Some(m)) = router.shared.store.message(id) {
-                            if m.state == MessageState::Pending {
-                                router.submit(m).await;
-                            }
+                        if let Ok(Some(m)) = router.shared.store.message(id)
+                            && m.state == MessageState::Pending
+                        {
+                            router.submit(m).await;
                         }
                     }
                 });

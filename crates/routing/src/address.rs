@@ -29,10 +29,10 @@ impl Address {
             s = inner.trim();
         }
         // RFC 5321 source route `@a,@b:user@c`: ignore the route.
-        if s.starts_with('@') {
-            if let Some((_, mailbox)) = s.split_once(':') {
-                s = mailbox;
-            }
+        if s.starts_with('@')
+            && let Some((_, mailbox)) = s.split_once(':')
+        {
+            s = mailbox;
         }
         if s.is_empty() {
             return Err(BadAddress("empty address".into()));

@@ -306,10 +306,10 @@ impl Resolver<'_> {
                 }
             }
             Address::Notes { name, domain } => {
-                if let Some(d) = domain {
-                    if !d.eq_ignore_ascii_case(&dir.domain.name) {
-                        return Found::Route(self.notes_domain_route(d));
-                    }
+                if let Some(d) = domain
+                    && !d.eq_ignore_ascii_case(&dir.domain.name)
+                {
+                    return Found::Route(self.notes_domain_route(d));
                 }
                 let _ = config;
                 self.pick(dir.by_name(name), name)
@@ -475,14 +475,17 @@ pub(crate) fn next_hop(dir: &Directory, from: &ServerDoc, to: &ServerDoc) -> Opt
             .iter()
             .any(|na| b.networks.iter().any(|nb| na.eq_ignore_ascii_case(nb)))
     };
-    let mut edges: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
-    for i in 0..n {
-        for j in 0..n {
-            if i != j && shares_network(&dir.servers[i], &dir.servers[j]) {
-                edges[i].push((j, 1));
-            }
-        }
-    }
+    let mut edges: Vec<Vec<(usize, u64)>> = dir
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (dir.servers.iter().enumerate())
+                .filter(|(j, b)| *j != i && shares_network(a, b))
+                .map(|(j, _)| (j, 1))
+                .collect()
+        })
+        .collect();
     for c in &dir.connections {
         if c.kind != directory::ConnectionType::Native || !c.enabled {
             continue;

@@ -39,10 +39,10 @@ pub(crate) fn persons_for_login<'d>(
     let mut found: Vec<usize> = Vec::new();
     let mut add = |refs: Vec<EntryRef>| {
         for r in refs {
-            if let EntryRef::Person(i) = r {
-                if !found.contains(&i) {
-                    found.push(i);
-                }
+            if let EntryRef::Person(i) = r
+                && !found.contains(&i)
+            {
+                found.push(i);
             }
         }
     };

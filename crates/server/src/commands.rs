@@ -82,7 +82,7 @@ async fn execute(inst: &std::sync::Arc<Instance>, cmd: Command) -> anyhow::Resul
         Command::ShowConfig(name) => {
             let key = name.to_ascii_lowercase();
             let value = lock(&inst.config_vars).get(&key).cloned().or_else(|| {
-                let d = inst.snapshot().server.debug.clone();
+                let d = inst.snapshot().server.debug;
                 if let Some(var) = inst.debug_var(&key) {
                     return Some(var.get().to_string());
                 }
@@ -253,11 +253,19 @@ fn stats(inst: &Instance) -> anyhow::Result<Vec<(String, StatValue)>> {
     Ok(out)
 }
 
+/// What the mail box says of one destination queue.
+#[derive(Default)]
+struct Tally {
+    msgs: u64,
+    attempts: u32,
+    last_error: Option<String>,
+    next_retry: Option<i64>,
+}
+
 fn queues(inst: &Instance) -> anyhow::Result<Queues> {
     let shared = inst.router.shared();
     let snap = inst.snapshot();
-    let mut by_queue: BTreeMap<String, (u64, u32, Option<String>, Option<i64>, bool)> =
-        BTreeMap::new();
+    let mut by_queue: BTreeMap<String, Tally> = BTreeMap::new();
     for m in inst.store.pending()? {
         let mut seen = std::collections::BTreeSet::new();
         for r in m
@@ -268,15 +276,14 @@ fn queues(inst: &Instance) -> anyhow::Result<Queues> {
             let Some(q) = &r.queue else { continue };
             let e = by_queue.entry(q.clone()).or_default();
             if seen.insert(q.clone()) {
-                e.0 += 1;
+                e.msgs += 1;
             }
-            e.1 = e.1.max(r.attempts);
+            e.attempts = e.attempts.max(r.attempts);
             if r.last_error.is_some() {
-                e.2 = r.last_error.clone();
+                e.last_error = r.last_error.clone();
             }
             if r.next_attempt.is_some() {
-                e.3 = r.next_attempt;
-                e.4 = true;
+                e.next_retry = r.next_attempt;
             }
         }
     }
@@ -297,19 +304,18 @@ fn queues(inst: &Instance) -> anyhow::Result<Queues> {
             next_retry: None,
         });
     }
-    for (q, (msgs, attempts, err, next, retry)) in by_queue {
+    for (q, t) in by_queue {
         let is_server = snap.dir.server_by_str(&q).is_some();
         lines.push(QueueLine {
-            msgs,
-            state: if retry {
-                QueueState::Retry(attempts)
-            } else {
-                QueueState::Wait
+            msgs: t.msgs,
+            state: match t.next_retry {
+                Some(_) => QueueState::Retry(t.attempts),
+                None => QueueState::Wait,
             },
             via: if is_server { "NRPC" } else { "SMTP" }.into(),
             destination: q,
-            last_error: err,
-            next_retry: next,
+            last_error: t.last_error,
+            next_retry: t.next_retry,
         });
     }
     lines.extend(outbound);

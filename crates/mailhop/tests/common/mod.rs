@@ -131,18 +131,10 @@ members = ["jane.doe@acme.com", "Sales"]
 {EXTRA}
 "#;
 
+#[derive(Default)]
 pub struct Setup<'a> {
     pub config: &'a str,
     pub extra: &'a str,
-}
-
-impl Default for Setup<'_> {
-    fn default() -> Self {
-        Setup {
-            config: "",
-            extra: "",
-        }
-    }
 }
 
 pub fn jane_hash() -> &'static str {
@@ -237,10 +229,10 @@ impl TestServer {
     pub fn stat(&self, name: &str) -> i64 {
         let out = self.console(&format!("show stat {name}"));
         for line in out.lines() {
-            if let Some((n, v)) = line.trim().split_once(" = ") {
-                if n == name {
-                    return v.trim().parse().unwrap_or(-1);
-                }
+            if let Some((n, v)) = line.trim().split_once(" = ")
+                && n == name
+            {
+                return v.trim().parse().unwrap_or(-1);
             }
         }
         panic!("no statistic {name} in:\n{out}");
