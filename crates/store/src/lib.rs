@@ -290,6 +290,18 @@ impl Store {
     /// UID, size, date and flags of the folder's messages, by UID: all of
     /// them (`None`), or those among `uids` that exist. Cheaper than
     /// [`Store::messages`]: no header field is read.
+    /// A folder with its messages' metadata, by UID, in one read (IMAP
+    /// SELECT); `None` if there is no such folder.
+    pub fn listing(
+        &self,
+        mail_file: &str,
+        folder: &str,
+    ) -> Result<Option<(FolderInfo, Vec<EntryMeta>)>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailfile::listing(conn, mail_file, folder))
+    }
+
     pub fn entries(
         &self,
         mail_file: &str,

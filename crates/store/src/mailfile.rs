@@ -664,6 +664,55 @@ pub(crate) fn folder_infos(
 }
 
 /// The folder's id for a read, or why there is none.
+/// A folder and its messages' metadata, read together (IMAP SELECT): the
+/// counts come from the listing rather than from a second pass over the folder.
+pub(crate) fn listing(
+    conn: &Connection,
+    mail_file: &str,
+    folder: &str,
+) -> Res<Option<(FolderInfo, Vec<EntryMeta>)>> {
+    let name = folder_name(folder)?;
+    let row = conn
+        .prepare_cached(
+            "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use
+             FROM folders f JOIN mailfiles m ON m.id = f.mailfile WHERE m.name = ?1 AND f.name = ?2",
+        )?
+        .query_row(params![mail_file, name], |r| {
+            let special_use = match r.get::<_, Option<i64>>(5)? {
+                Some(_) => Some(code_column(r, 5, SpecialUse::from_code)?),
+                None => None,
+            };
+            Ok((
+                r.get::<_, i64>(0)?,
+                FolderInfo {
+                    name: r.get(1)?,
+                    uidvalidity: r.get(2)?,
+                    uidnext: r.get(3)?,
+                    subscribed: r.get(4)?,
+                    special_use,
+                    exists: 0,
+                    unseen: 0,
+                    recent: 0,
+                },
+            ))
+        })
+        .optional()?;
+    let Some((id, mut info)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(ENTRY_META_SQL)?;
+    let entries: Vec<EntryMeta> = stmt
+        .query_map(params![id, 0, u32::MAX], entry_meta)?
+        .collect::<Result<_, _>>()?;
+    let count = |f: fn(&EntryMeta) -> bool| {
+        u32::try_from(entries.iter().filter(|e| f(e)).count()).unwrap_or(u32::MAX)
+    };
+    info.exists = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+    info.unseen = count(|e| !e.flags.seen);
+    info.recent = count(|e| e.flags.recent);
+    Ok(Some((info, entries)))
+}
+
 fn read_folder(conn: &Connection, mail_file: &str, folder: &str) -> Res<i64> {
     let name = folder_name(folder)?;
     let found = conn
@@ -698,7 +747,7 @@ pub(crate) fn messages(conn: &Connection, mail_file: &str, folder: &str) -> Res<
             uid: r.get(0)?,
             size: r.get(1)?,
             internal_date: r.get(2)?,
-            flags: Flags::from_bits(r.get(3)?, keywords_from(&r.get::<_, String>(4)?)),
+            flags: Flags::from_bits(r.get(3)?, keywords_from(r.get_ref(4)?.as_str()?)),
             message_id: r.get(5)?,
             from: r.get(6)?,
             subject: r.get(7)?,
@@ -786,7 +835,7 @@ fn entry_meta(r: &rusqlite::Row<'_>) -> rusqlite::Result<EntryMeta> {
         uid: r.get(0)?,
         size: r.get(1)?,
         internal_date: r.get(2)?,
-        flags: Flags::from_bits(r.get(3)?, keywords_from(&r.get::<_, String>(4)?)),
+        flags: Flags::from_bits(r.get(3)?, keywords_from(r.get_ref(4)?.as_str()?)),
     })
 }
 

@@ -124,6 +124,11 @@ CREATE TABLE headers (
     data  BLOB NOT NULL
 );
 "#,
+    r#"
+-- A folder's listing (IMAP SELECT, STATUS, POP3 login) read from the index
+-- alone, in UID order, without visiting the table's rows.
+CREATE INDEX IF NOT EXISTS entries_listing ON entries(folder, uid, size, internal_date, flags, keywords);
+"#,
 ];
 
 /// The first schema version with the `headers` table (older stores are back-filled).

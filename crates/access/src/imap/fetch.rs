@@ -2,13 +2,16 @@
 //! (FLAGS, UID, INTERNALDATE, RFC822.SIZE) from the session's state, the rest
 //! from the stored bytes. Runs on a blocking thread; reads the store only.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::DateTime;
 use imap_codec::ResponseCodec;
 use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{Atom, Literal, NString, NString8, Vec1};
 use imap_codec::imap_types::datetime::DateTime as ImapDateTime;
+use imap_codec::imap_types::envelope::Envelope;
 use imap_codec::imap_types::extensions::binary::Literal8;
 use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName, Section};
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
@@ -54,11 +57,67 @@ pub(crate) fn encode_fetch(out: &mut Vec<u8>, seq: u32, items: Vec<MessageDataIt
     out.extend(ResponseCodec::default().encode(&response).dump());
 }
 
+/// The selected mailbox a FETCH reads.
+pub(crate) struct Mailbox {
+    pub mail_file: String,
+    pub folder: String,
+    pub uidvalidity: u32,
+}
+
+/// ENVELOPEs already built, shared by every session of the process. A message
+/// never changes under its UID, and UIDVALIDITY changes whenever UIDs could
+/// be reused, so (store, mail file, UIDVALIDITY, UID) names one envelope for
+/// good. Like Dovecot's cache file, it spares re-reading and re-parsing
+/// headers when clients resynchronise a large folder; bounded, it is simply
+/// emptied when full.
+struct EnvelopeCache {
+    map: Mutex<HashMap<(String, u32, u32), Arc<Envelope<'static>>>>,
+}
+
+const ENVELOPES_KEPT: usize = 100_000;
+
+static ENVELOPES: LazyLock<EnvelopeCache> = LazyLock::new(|| EnvelopeCache {
+    map: Mutex::new(HashMap::new()),
+});
+
+impl EnvelopeCache {
+    fn prefix(store: &Store, at: &Mailbox) -> String {
+        format!(
+            "{}\n{}",
+            store.location().display(),
+            at.mail_file.to_lowercase()
+        )
+    }
+
+    fn get(&self, prefix: &str, uidvalidity: u32, uids: &[u32]) -> Vec<Option<Arc<Envelope<'static>>>> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut key = (prefix.to_owned(), uidvalidity, 0);
+        uids.iter()
+            .map(|uid| {
+                key.2 = *uid;
+                map.get(&key).cloned()
+            })
+            .collect()
+    }
+
+    fn put(&self, prefix: &str, uidvalidity: u32, found: Vec<(u32, Arc<Envelope<'static>>)>) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() + found.len() > ENVELOPES_KEPT {
+            map.clear();
+        }
+        for (uid, env) in found {
+            map.insert((prefix.to_owned(), uidvalidity, uid), env);
+        }
+    }
+}
+
 /// What of the stored message an item needs, least first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Need {
     /// The session's state is enough.
     Nothing,
+    /// ENVELOPE, which the cache may already hold.
+    Envelope,
     /// The header block (the store keeps it apart).
     Header,
     /// The whole message.
@@ -71,8 +130,8 @@ fn need(name: &MessageDataItemName<'_>) -> Need {
         | MessageDataItemName::Uid
         | MessageDataItemName::InternalDate
         | MessageDataItemName::Rfc822Size => Need::Nothing,
-        MessageDataItemName::Envelope
-        | MessageDataItemName::Rfc822Header
+        MessageDataItemName::Envelope => Need::Envelope,
+        MessageDataItemName::Rfc822Header
         | MessageDataItemName::BodyExt {
             section:
                 Some(
@@ -130,6 +189,7 @@ fn items(
     meta: &Meta,
     names: &[MessageDataItemName<'static>],
     raw: Option<&[u8]>,
+    envelope: Option<&Envelope<'static>>,
 ) -> Vec<MessageDataItem<'static>> {
     let raw_or_empty = raw.unwrap_or_default();
     let mut out = Vec::with_capacity(names.len());
@@ -147,9 +207,10 @@ fn items(
             MessageDataItemName::Rfc822Size => {
                 MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
             }
-            MessageDataItemName::Envelope => {
-                MessageDataItem::Envelope(mime::envelope(raw_or_empty))
-            }
+            MessageDataItemName::Envelope => MessageDataItem::Envelope(match envelope {
+                Some(env) => env.clone(),
+                None => mime::envelope(raw_or_empty),
+            }),
             MessageDataItemName::Body => MessageDataItem::Body(mime::structure_of(raw_or_empty)),
             MessageDataItemName::BodyStructure => {
                 MessageDataItem::BodyStructure(mime::structure_of(raw_or_empty))
@@ -207,16 +268,46 @@ fn items(
 /// one by one when one does.
 pub(crate) fn build(
     store: &Store,
-    mail_file: &str,
-    folder: &str,
+    at: &Mailbox,
     targets: &[(u32, Meta)],
     names: &[MessageDataItemName<'static>],
 ) -> Result<Vec<u8>, StoreError> {
+    let (mail_file, folder) = (at.mail_file.as_str(), at.folder.as_str());
     let mut out = Vec::new();
     match names.iter().map(need).max().unwrap_or(Need::Nothing) {
         Need::Nothing => {
             for (seq, meta) in targets {
-                encode_fetch(&mut out, *seq, items(meta, names, None));
+                encode_fetch(&mut out, *seq, items(meta, names, None, None));
+            }
+        }
+        Need::Envelope => {
+            let prefix = EnvelopeCache::prefix(store, at);
+            let uids: Vec<u32> = targets.iter().map(|(_, meta)| meta.uid).collect();
+            let mut envelopes = ENVELOPES.get(&prefix, at.uidvalidity, &uids);
+            let missing: Vec<u32> = (uids.iter().zip(&envelopes))
+                .filter(|(_, e)| e.is_none())
+                .map(|(uid, _)| *uid)
+                .collect();
+            if !missing.is_empty() {
+                let built: Vec<(u32, Arc<Envelope<'static>>)> = store
+                    .headers(mail_file, folder, &missing)?
+                    .into_iter()
+                    .map(|(uid, header)| (uid, Arc::new(mime::envelope(&header))))
+                    .collect();
+                for (slot, uid) in envelopes.iter_mut().zip(&uids) {
+                    if slot.is_none() {
+                        if let Ok(i) = built.binary_search_by_key(uid, |(u, _)| *u) {
+                            *slot = Some(built[i].1.clone());
+                        }
+                    }
+                }
+                ENVELOPES.put(&prefix, at.uidvalidity, built);
+            }
+            for ((seq, meta), env) in targets.iter().zip(envelopes) {
+                // Missing: expunged by another session meanwhile, nothing to show.
+                if let Some(env) = env {
+                    encode_fetch(&mut out, *seq, items(meta, names, None, Some(&env)));
+                }
             }
         }
         Need::Header => {
@@ -225,14 +316,14 @@ pub(crate) fn build(
             for (seq, meta) in targets {
                 // Missing: expunged by another session meanwhile, nothing to show.
                 if let Ok(i) = headers.binary_search_by_key(&meta.uid, |(uid, _)| *uid) {
-                    encode_fetch(&mut out, *seq, items(meta, names, Some(&headers[i].1)));
+                    encode_fetch(&mut out, *seq, items(meta, names, Some(&headers[i].1), None));
                 }
             }
         }
         Need::Body => {
             for (seq, meta) in targets {
                 if let Some(raw) = store.message_body(mail_file, folder, meta.uid)? {
-                    encode_fetch(&mut out, *seq, items(meta, names, Some(&raw)));
+                    encode_fetch(&mut out, *seq, items(meta, names, Some(&raw), None));
                 }
             }
         }

@@ -182,6 +182,7 @@ fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
 struct Selected {
     login: Login,
     folder: String,
+    uidvalidity: u32,
     read_only: bool,
     messages: Vec<Meta>,
 }
@@ -918,11 +919,10 @@ impl Session {
         }
         let folder = folder_of(mailbox);
         let (store, mf, f) = (self.store.clone(), login.mail_file.clone(), folder.clone());
-        let read =
-            blocking(move || Ok((store.folder(&mf, &f)?, store.entries(&mf, &f, None)?))).await;
+        let read = blocking(move || store.listing(&mf, &f)).await;
         let (info, entries) = match read {
-            Ok((Some(info), entries)) => (info, entries),
-            Ok((None, _)) => {
+            Ok(Some((info, entries))) => (info, entries),
+            Ok(None) => {
                 return store_failure(&StoreError::NoSuchFolder {
                     mail_file: login.mail_file,
                     folder,
@@ -980,6 +980,7 @@ impl Session {
         }
         self.state = State::Selected(Selected {
             login,
+            uidvalidity: info.uidvalidity,
             folder: info.name,
             read_only,
             messages,
@@ -1362,12 +1363,13 @@ impl Session {
             .iter()
             .map(|i| (Selected::seq(*i), sel.messages[*i].clone()))
             .collect();
-        let (store, mf, folder) = (
-            self.store.clone(),
-            sel.login.mail_file.clone(),
-            sel.folder.clone(),
-        );
-        match blocking(move || fetch::build(&store, &mf, &folder, &targets, &names)).await {
+        let at = fetch::Mailbox {
+            mail_file: sel.login.mail_file.clone(),
+            folder: sel.folder.clone(),
+            uidvalidity: sel.uidvalidity,
+        };
+        let store = self.store.clone();
+        match blocking(move || fetch::build(&store, &at, &targets, &names)).await {
             Ok(bytes) => {
                 self.out.extend(bytes);
                 ok("FETCH completed")
