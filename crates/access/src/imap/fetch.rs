@@ -71,7 +71,7 @@ pub(crate) struct Mailbox {
 /// headers when clients resynchronise a large folder; bounded, it is simply
 /// emptied when full.
 struct EnvelopeCache {
-    map: Mutex<HashMap<(String, u32, u32), Arc<Envelope<'static>>>>,
+    map: Mutex<HashMap<(String, u32, u32), Arc<[u8]>>>,
 }
 
 const ENVELOPES_KEPT: usize = 100_000;
@@ -89,7 +89,7 @@ impl EnvelopeCache {
         )
     }
 
-    fn get(&self, prefix: &str, uidvalidity: u32, uids: &[u32]) -> Vec<Option<Arc<Envelope<'static>>>> {
+    fn get(&self, prefix: &str, uidvalidity: u32, uids: &[u32]) -> Vec<Option<Arc<[u8]>>> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let mut key = (prefix.to_owned(), uidvalidity, 0);
         uids.iter()
@@ -100,7 +100,7 @@ impl EnvelopeCache {
             .collect()
     }
 
-    fn put(&self, prefix: &str, uidvalidity: u32, found: Vec<(u32, Arc<Envelope<'static>>)>) {
+    fn put(&self, prefix: &str, uidvalidity: u32, found: Vec<(u32, Arc<[u8]>)>) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() + found.len() > ENVELOPES_KEPT {
             map.clear();
@@ -109,6 +109,45 @@ impl EnvelopeCache {
             map.insert((prefix.to_owned(), uidvalidity, uid), env);
         }
     }
+}
+
+/// `ENVELOPE (...)` as imap-codec encodes it, kept to be spliced into later
+/// FETCH responses.
+fn encoded_envelope(envelope: Envelope<'static>) -> Arc<[u8]> {
+    let mut line = Vec::new();
+    encode_fetch(&mut line, 1, vec![MessageDataItem::Envelope(envelope)]);
+    let fragment = line
+        .strip_prefix(b"* 1 FETCH (".as_slice())
+        .and_then(|l| l.strip_suffix(b")\r\n".as_slice()))
+        .unwrap_or_default();
+    Arc::from(fragment)
+}
+
+/// A FETCH response with the other items encoded by imap-codec and the
+/// cached ENVELOPE fragment added to their list.
+fn encode_fetch_with(
+    out: &mut Vec<u8>,
+    seq: u32,
+    others: Vec<MessageDataItem<'static>>,
+    envelope: &[u8],
+) {
+    if envelope.is_empty() {
+        return encode_fetch(out, seq, others);
+    }
+    if others.is_empty() {
+        out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+    } else {
+        let start = out.len();
+        encode_fetch(out, seq, others);
+        // imap-codec ends the line with ")\r\n": the envelope goes before it.
+        if out.len() < start + 3 || !out.ends_with(b")\r\n") {
+            return;
+        }
+        out.truncate(out.len() - 3);
+        out.push(b' ');
+    }
+    out.extend_from_slice(envelope);
+    out.extend_from_slice(b")\r\n");
 }
 
 /// What of the stored message an item needs, least first.
@@ -189,7 +228,6 @@ fn items(
     meta: &Meta,
     names: &[MessageDataItemName<'static>],
     raw: Option<&[u8]>,
-    envelope: Option<&Envelope<'static>>,
 ) -> Vec<MessageDataItem<'static>> {
     let raw_or_empty = raw.unwrap_or_default();
     let mut out = Vec::with_capacity(names.len());
@@ -207,10 +245,9 @@ fn items(
             MessageDataItemName::Rfc822Size => {
                 MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
             }
-            MessageDataItemName::Envelope => MessageDataItem::Envelope(match envelope {
-                Some(env) => env.clone(),
-                None => mime::envelope(raw_or_empty),
-            }),
+            MessageDataItemName::Envelope => {
+                MessageDataItem::Envelope(mime::envelope(raw_or_empty))
+            }
             MessageDataItemName::Body => MessageDataItem::Body(mime::structure_of(raw_or_empty)),
             MessageDataItemName::BodyStructure => {
                 MessageDataItem::BodyStructure(mime::structure_of(raw_or_empty))
@@ -277,7 +314,7 @@ pub(crate) fn build(
     match names.iter().map(need).max().unwrap_or(Need::Nothing) {
         Need::Nothing => {
             for (seq, meta) in targets {
-                encode_fetch(&mut out, *seq, items(meta, names, None, None));
+                encode_fetch(&mut out, *seq, items(meta, names, None));
             }
         }
         Need::Envelope => {
@@ -289,10 +326,10 @@ pub(crate) fn build(
                 .map(|(uid, _)| *uid)
                 .collect();
             if !missing.is_empty() {
-                let built: Vec<(u32, Arc<Envelope<'static>>)> = store
+                let built: Vec<(u32, Arc<[u8]>)> = store
                     .headers(mail_file, folder, &missing)?
                     .into_iter()
-                    .map(|(uid, header)| (uid, Arc::new(mime::envelope(&header))))
+                    .map(|(uid, header)| (uid, encoded_envelope(mime::envelope(&header))))
                     .collect();
                 for (slot, uid) in envelopes.iter_mut().zip(&uids) {
                     if slot.is_none() {
@@ -303,10 +340,15 @@ pub(crate) fn build(
                 }
                 ENVELOPES.put(&prefix, at.uidvalidity, built);
             }
+            let others: Vec<MessageDataItemName<'static>> = names
+                .iter()
+                .filter(|n| **n != MessageDataItemName::Envelope)
+                .cloned()
+                .collect();
             for ((seq, meta), env) in targets.iter().zip(envelopes) {
                 // Missing: expunged by another session meanwhile, nothing to show.
                 if let Some(env) = env {
-                    encode_fetch(&mut out, *seq, items(meta, names, None, Some(&env)));
+                    encode_fetch_with(&mut out, *seq, items(meta, &others, None), &env);
                 }
             }
         }
@@ -316,17 +358,52 @@ pub(crate) fn build(
             for (seq, meta) in targets {
                 // Missing: expunged by another session meanwhile, nothing to show.
                 if let Ok(i) = headers.binary_search_by_key(&meta.uid, |(uid, _)| *uid) {
-                    encode_fetch(&mut out, *seq, items(meta, names, Some(&headers[i].1), None));
+                    encode_fetch(&mut out, *seq, items(meta, names, Some(&headers[i].1)));
                 }
             }
         }
         Need::Body => {
             for (seq, meta) in targets {
                 if let Some(raw) = store.message_body(mail_file, folder, meta.uid)? {
-                    encode_fetch(&mut out, *seq, items(meta, names, Some(&raw), None));
+                    encode_fetch(&mut out, *seq, items(meta, names, Some(&raw)));
                 }
             }
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod splice_tests {
+    use super::*;
+
+    #[test]
+    fn spliced_envelope_is_what_the_codec_writes() {
+        let raw = b"From: \"Jane \\\"J\\\" Doe\" <jane@acme.com>\r\nSubject: =?utf-8?q?h=C3=A9llo?= (x)\r\nMessage-ID: <1@x>\r\n\r\n";
+        let envelope = mime::envelope(raw);
+        let uid = MessageDataItem::Uid(NonZeroU32::new(7).unwrap());
+        let flags = MessageDataItem::Flags(vec![FlagFetch::Flag(Flag::Seen)]);
+        let mut whole = Vec::new();
+        encode_fetch(
+            &mut whole,
+            3,
+            vec![
+                uid.clone(),
+                flags.clone(),
+                MessageDataItem::Envelope(envelope.clone()),
+            ],
+        );
+        let fragment = encoded_envelope(envelope.clone());
+        let mut spliced = Vec::new();
+        encode_fetch_with(&mut spliced, 3, vec![uid, flags], &fragment);
+        assert_eq!(
+            String::from_utf8_lossy(&spliced),
+            String::from_utf8_lossy(&whole)
+        );
+        let mut alone = Vec::new();
+        encode_fetch(&mut alone, 4, vec![MessageDataItem::Envelope(envelope)]);
+        let mut spliced_alone = Vec::new();
+        encode_fetch_with(&mut spliced_alone, 4, Vec::new(), &fragment);
+        assert_eq!(spliced_alone, alone);
+    }
 }
