@@ -310,7 +310,8 @@ pub(crate) fn build(
     names: &[MessageDataItemName<'static>],
 ) -> Result<Vec<u8>, StoreError> {
     let (mail_file, folder) = (at.mail_file.as_str(), at.folder.as_str());
-    let mut out = Vec::new();
+    // Room for a typical FLAGS+ENVELOPE line each: no regrowing of a large response.
+    let mut out = Vec::with_capacity(targets.len().saturating_mul(320));
     match names.iter().map(need).max().unwrap_or(Need::Nothing) {
         Need::Nothing => {
             for (seq, meta) in targets {
