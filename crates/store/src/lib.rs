@@ -85,6 +85,7 @@ struct Inner {
     changes: broadcast::Sender<MailFileChange>,
     /// The database file: what identifies this store (e.g. for POP3 maildrop locks).
     path: std::path::PathBuf,
+    listings: mailfile::ListingCache,
 }
 
 impl Store {
@@ -101,6 +102,7 @@ impl Store {
                 readers: Readers::new(path.clone(), reader),
                 changes,
                 path,
+                listings: mailfile::ListingCache::default(),
             }),
         })
     }
@@ -118,6 +120,7 @@ impl Store {
                 readers: Readers::new(path.clone(), reader),
                 changes,
                 path,
+                listings: mailfile::ListingCache::default(),
             }),
         })
     }
@@ -299,7 +302,7 @@ impl Store {
     ) -> Result<Option<(FolderInfo, Vec<EntryMeta>)>, StoreError> {
         self.inner
             .readers
-            .read(|conn| mailfile::listing(conn, mail_file, folder))
+            .read(|conn| mailfile::listing(conn, &self.inner.listings, mail_file, folder))
     }
 
     pub fn entries(

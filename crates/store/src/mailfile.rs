@@ -9,7 +9,7 @@
 //! re-created folder gets a new one. UIDNEXT never goes back. Folder `inbox`
 //! in any case is `Inbox`; other names are case-sensitive, `/` separates levels.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -664,17 +664,71 @@ pub(crate) fn folder_infos(
 }
 
 /// The folder's id for a read, or why there is none.
+/// Folder listings kept in memory, each with the folder's change counter
+/// (`modseq`, bumped by triggers on every change to its messages) and
+/// UIDVALIDITY at the time it was read: a listing is used only while both
+/// still match, so it is never stale. Bounded by the number of entries held.
+#[derive(Default)]
+pub(crate) struct ListingCache(std::sync::Mutex<HashMap<i64, CachedListing>>);
+
+struct CachedListing {
+    uidvalidity: u32,
+    modseq: i64,
+    entries: std::sync::Arc<Vec<EntryMeta>>,
+}
+
+/// Entries held by the listing cache at the most.
+const LISTED_ENTRIES_KEPT: usize = 200_000;
+
+impl ListingCache {
+    fn get(
+        &self,
+        folder: i64,
+        uidvalidity: u32,
+        modseq: i64,
+    ) -> Option<std::sync::Arc<Vec<EntryMeta>>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&folder)
+            .filter(|c| c.uidvalidity == uidvalidity && c.modseq == modseq)
+            .map(|c| c.entries.clone())
+    }
+
+    fn put(
+        &self,
+        folder: i64,
+        uidvalidity: u32,
+        modseq: i64,
+        entries: std::sync::Arc<Vec<EntryMeta>>,
+    ) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&folder);
+        let held: usize = map.values().map(|c| c.entries.len()).sum();
+        if held + entries.len() > LISTED_ENTRIES_KEPT {
+            map.clear();
+        }
+        map.insert(
+            folder,
+            CachedListing {
+                uidvalidity,
+                modseq,
+                entries,
+            },
+        );
+    }
+}
+
 /// A folder and its messages' metadata, read together (IMAP SELECT): the
 /// counts come from the listing rather than from a second pass over the folder.
 pub(crate) fn listing(
     conn: &Connection,
+    cache: &ListingCache,
     mail_file: &str,
     folder: &str,
 ) -> Res<Option<(FolderInfo, Vec<EntryMeta>)>> {
     let name = folder_name(folder)?;
     let row = conn
         .prepare_cached(
-            "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use
+            "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use, f.modseq
              FROM folders f JOIN mailfiles m ON m.id = f.mailfile WHERE m.name = ?1 AND f.name = ?2",
         )?
         .query_row(params![mail_file, name], |r| {
@@ -683,7 +737,7 @@ pub(crate) fn listing(
                 None => None,
             };
             Ok((
-                r.get::<_, i64>(0)?,
+                (r.get::<_, i64>(0)?, r.get::<_, i64>(6)?),
                 FolderInfo {
                     name: r.get(1)?,
                     uidvalidity: r.get(2)?,
@@ -697,13 +751,22 @@ pub(crate) fn listing(
             ))
         })
         .optional()?;
-    let Some((id, mut info)) = row else {
+    let Some(((id, modseq), mut info)) = row else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached(ENTRY_META_SQL)?;
-    let entries: Vec<EntryMeta> = stmt
-        .query_map(params![id, 0, u32::MAX], entry_meta)?
-        .collect::<Result<_, _>>()?;
+    let entries = match cache.get(id, info.uidvalidity, modseq) {
+        Some(kept) => kept,
+        None => {
+            let mut stmt = conn.prepare_cached(ENTRY_META_SQL)?;
+            let read: Vec<EntryMeta> = stmt
+                .query_map(params![id, 0, u32::MAX], entry_meta)?
+                .collect::<Result<_, _>>()?;
+            let read = std::sync::Arc::new(read);
+            cache.put(id, info.uidvalidity, modseq, read.clone());
+            read
+        }
+    };
+    let entries: Vec<EntryMeta> = entries.to_vec();
     let count = |f: fn(&EntryMeta) -> bool| {
         u32::try_from(entries.iter().filter(|e| f(e)).count()).unwrap_or(u32::MAX)
     };

@@ -129,6 +129,21 @@ CREATE TABLE headers (
 -- alone, in UID order, without visiting the table's rows.
 CREATE INDEX IF NOT EXISTS entries_listing ON entries(folder, uid, size, internal_date, flags, keywords);
 "#,
+    r#"
+-- A change counter per folder, bumped by every change to its messages
+-- (triggers: no write path can forget it), so that a folder's listing kept
+-- in memory is known to be current.
+ALTER TABLE folders ADD COLUMN modseq INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER entries_insert_modseq AFTER INSERT ON entries BEGIN
+    UPDATE folders SET modseq = modseq + 1 WHERE id = NEW.folder;
+END;
+CREATE TRIGGER entries_delete_modseq AFTER DELETE ON entries BEGIN
+    UPDATE folders SET modseq = modseq + 1 WHERE id = OLD.folder;
+END;
+CREATE TRIGGER entries_update_modseq AFTER UPDATE ON entries BEGIN
+    UPDATE folders SET modseq = modseq + 1 WHERE id IN (OLD.folder, NEW.folder);
+END;
+"#,
 ];
 
 /// The first schema version with the `headers` table (older stores are back-filled).

@@ -697,12 +697,73 @@ async fn a_store_from_before_the_headers_table_gets_it_filled_at_open() {
     }
     // Back to the first schema version, as an older mailhop left it.
     let conn = rusqlite::Connection::open(dir.path().join("mailhop.db")).expect("sqlite");
-    conn.execute_batch("DROP TABLE headers; UPDATE schema_version SET version = 1;")
-        .expect("downgrade");
+    conn.execute_batch(
+        "DROP TABLE headers; DROP INDEX entries_listing;
+         DROP TRIGGER entries_insert_modseq; DROP TRIGGER entries_delete_modseq;
+         DROP TRIGGER entries_update_modseq; ALTER TABLE folders DROP COLUMN modseq;
+         UPDATE schema_version SET version = 1;",
+    )
+    .expect("downgrade");
     drop(conn);
     let store = Store::open(dir.path()).expect("reopen");
     assert_eq!(
         store.headers(JDOE, "INBOX", &[1]).expect("headers"),
         vec![(1, header_of("old"))]
     );
+}
+
+/// The listing kept in memory never shows a folder as it was: every change
+/// (delivery, flags, expunge, a folder made anew under the same name) is seen.
+#[tokio::test]
+async fn a_kept_listing_follows_every_change() {
+    let (_dir, store) = open();
+    deliver(&store, &["one", "two"]).await;
+    let uids = |store: &Store| -> Vec<(u32, bool)> {
+        let (info, entries) = store
+            .listing(JDOE, "INBOX")
+            .expect("listing")
+            .expect("folder");
+        assert_eq!(info.exists as usize, entries.len());
+        entries.iter().map(|e| (e.uid, e.flags.deleted)).collect()
+    };
+    assert_eq!(uids(&store), vec![(1, false), (2, false)]);
+    assert_eq!(
+        uids(&store),
+        vec![(1, false), (2, false)],
+        "read twice: kept"
+    );
+    deliver(&store, &["three"]).await;
+    assert_eq!(uids(&store), vec![(1, false), (2, false), (3, false)]);
+    store
+        .set_flags(JDOE, "Inbox", &[2], FlagOp::Add, deleted())
+        .await
+        .expect("flags");
+    assert_eq!(uids(&store), vec![(1, false), (2, true), (3, false)]);
+    store.expunge(JDOE, "Inbox", None).await.expect("expunge");
+    assert_eq!(uids(&store), vec![(1, false), (3, false)]);
+
+    store
+        .create_folder(JDOE, "Work", None)
+        .await
+        .expect("create");
+    store
+        .copy(JDOE, "Inbox", &[1], "Work", false)
+        .await
+        .expect("copy");
+    let work = store
+        .listing(JDOE, "Work")
+        .expect("listing")
+        .expect("folder");
+    assert_eq!(work.1.len(), 1);
+    assert!(store.delete_folder(JDOE, "Work").await.expect("delete"));
+    store
+        .create_folder(JDOE, "Work", None)
+        .await
+        .expect("again");
+    let work = store
+        .listing(JDOE, "Work")
+        .expect("listing")
+        .expect("folder");
+    assert!(work.1.is_empty(), "a folder made anew starts empty");
+    assert!(store.listing(JDOE, "Nowhere").expect("listing").is_none());
 }

@@ -919,6 +919,9 @@ impl Session {
         }
         let folder = folder_of(mailbox);
         let (store, mf, f) = (self.store.clone(), login.mail_file.clone(), folder.clone());
+        // Changes queued so far are in the listing read below; later ones
+        // arrive as notifications (re-reading is idempotent).
+        while self.changes.try_recv().is_ok() {}
         let read = blocking(move || store.listing(&mf, &f)).await;
         let (info, entries) = match read {
             Ok(Some((info, entries))) => (info, entries),
@@ -930,8 +933,6 @@ impl Session {
             }
             Err(e) => return store_failure(&e),
         };
-        // Changes queued before this point are already in `entries`.
-        while self.changes.try_recv().is_ok() {}
         let messages: Vec<Meta> = entries;
         let flags = [
             Flag::Answered,
