@@ -36,8 +36,9 @@ if [ -z "$DOVECOT" ] || [ ! -x /usr/lib/dovecot/imap ]; then
 fi
 command -v python3 >/dev/null || { echo "python3 is missing" >&2; exit 1; }
 
-cargo build --release -p mailhop --manifest-path "$TOP/Cargo.toml" >&2
-BIN="$TOP/target/release/mailhop"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+build_mailhop "$TOP"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() {
@@ -95,9 +96,7 @@ mail_server = "Mail/Bench"
 mail_file = "mail/bench"
 internet_password = "$HASH"
 TOML
-"$BIN" check --directory "$WORK/directory.toml" >&2
-MAILHOP_LOG=warn "$BIN" serve --directory "$WORK/directory.toml" > "$WORK/mailhop.out" 2> "$WORK/mailhop.err" &
-MH_PID=$!
+start_mailhop "$WORK/directory.toml"
 wait_port "$MH_IMAP"
 echo "mailhop: filling INBOX with $N messages" >&2
 python3 "$CLIENT" fill "127.0.0.1:$MH_IMAP" "$USER_NAME" "$PASSWORD" "$N" "$CONNS"

@@ -23,8 +23,9 @@ mkdir -p "$HERE/results"
 command -v smtp-source >/dev/null || {
     echo "smtp-source missing: apt-get install postfix (\"No configuration\")" >&2; exit 1; }
 
-cargo build --release -p mailhop --manifest-path "$TOP/Cargo.toml" >&2
-BIN="$TOP/target/release/mailhop"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+build_mailhop "$TOP"
 
 WORK=$(mktemp -d /var/tmp/mailhop-bench.XXXXXX)
 trap 'kill "$MH_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -58,12 +59,7 @@ mail_server = "Mail/Bench"
 mail_file = "mail/user"
 TOML
 
-MAILHOP_LOG=warn "$BIN" serve --directory "$WORK/directory.toml" > "$WORK/serve.out" 2> "$WORK/serve.err" &
-MH_PID=$!
-for _ in $(seq 100); do
-    "$BIN" console --directory "$WORK/directory.toml" show server >/dev/null 2>&1 && break
-    sleep 0.1
-done
+start_mailhop "$WORK/directory.toml"
 COUNT="'$BIN' console --directory '$WORK/directory.toml' show stat Mail.Delivered | awk '/Mail.Delivered =/ {print \$3}'"
 
 for _ in $(seq "${REPEAT:-1}"); do
@@ -78,13 +74,14 @@ fi
 python3 - "$RESULTS" <<'PY'
 import json, sys, statistics
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+fmt = lambda v: "n/a" if v is None else f"{v:.1f}"
 def med(label, key):
     v = [r.get(key) for r in runs if r.get("label", "").startswith(label) and r.get(key) is not None]
     return statistics.median(v) if v else None
 mh, pf = med("mailhop", "e2e_msgs_per_s"), med("postfix_maildir", "e2e_msgs_per_s")
 for name, label in (("mailhop", "mailhop"), ("postfix", "postfix_maildir")):
-    print(f"{name}: accept {med(label,'accept_msgs_per_s')} msg/s, end-to-end {med(label,'e2e_msgs_per_s')} msg/s, "
-          f"peak RSS {med(label,'server_peak_rss_mib')} MiB, server CPU {med(label,'server_cpu_s')} s")
+    print(f"{name}: accept {fmt(med(label,'accept_msgs_per_s'))} msg/s, end-to-end {fmt(med(label,'e2e_msgs_per_s'))} msg/s, "
+          f"peak RSS {fmt(med(label,'server_peak_rss_mib'))} MiB, server CPU {fmt(med(label,'server_cpu_s'))} s")
 if mh and pf:
     print(f"ratio mailhop/postfix end-to-end: {mh/pf:.2f}x")
 PY

@@ -26,8 +26,9 @@ mkdir -p "$HERE/results"
 command -v smtp-source >/dev/null || {
     echo "smtp-source missing: apt-get install postfix (\"No configuration\")" >&2; exit 1; }
 
-cargo build --release -p mailhop --manifest-path "$TOP/Cargo.toml" >&2
-BIN="$TOP/target/release/mailhop"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+build_mailhop "$TOP"
 
 WORK=$(mktemp -d /var/tmp/mailhop-bench.XXXXXX)
 trap 'kill "$MH_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -61,12 +62,7 @@ max_concurrent_transfers = 20
 relay_exempt_hosts = ["127.0.0.0/8"]
 TOML
 
-MAILHOP_LOG=warn "$BIN" serve --directory "$WORK/directory.toml" > "$WORK/serve.out" 2> "$WORK/serve.err" &
-MH_PID=$!
-for _ in $(seq 100); do
-    "$BIN" console --directory "$WORK/directory.toml" show server >/dev/null 2>&1 && break
-    sleep 0.1
-done
+start_mailhop "$WORK/directory.toml"
 
 for _ in $(seq "${REPEAT:-1}"); do
     for size in $SIZES; do
@@ -86,14 +82,15 @@ fi
 python3 - "$RESULTS" "$SIZES" <<'PY'
 import json, sys, statistics
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+fmt = lambda v: "n/a" if v is None else f"{v:.1f}"
 def med(label, key):
     v = [r.get(key) for r in runs if r.get("label") == label and r.get(key) is not None]
     return statistics.median(v) if v else None
 for size in sys.argv[2].split():
     pf_label = {"2048": "postfix_relay_2k", "20480": "postfix_relay_20k"}.get(size, "")
     for name, label in (("mailhop", f"mailhop-relay-{size}"), ("postfix", pf_label)):
-        print(f"{size} B {name}: accept {med(label,'accept_msgs_per_s')} msg/s, end-to-end {med(label,'e2e_msgs_per_s')} msg/s, "
-              f"peak RSS {med(label,'server_peak_rss_mib')} MiB, server CPU {med(label,'server_cpu_s')} s")
+        print(f"{size} B {name}: accept {fmt(med(label,'accept_msgs_per_s'))} msg/s, end-to-end {fmt(med(label,'e2e_msgs_per_s'))} msg/s, "
+              f"peak RSS {fmt(med(label,'server_peak_rss_mib'))} MiB, server CPU {fmt(med(label,'server_cpu_s'))} s")
     mh, pf = med(f"mailhop-relay-{size}", "e2e_msgs_per_s"), med(pf_label, "e2e_msgs_per_s")
     if mh and pf:
         print(f"{size} B ratio mailhop/postfix end-to-end: {mh/pf:.2f}x")
