@@ -35,14 +35,15 @@ pub async fn serve(
     stats: Arc<AccessStats>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
-    listener::run(listener, shutdown, move |tcp, peer| {
-        let (store, handler, stats) = (store.clone(), handler.clone(), stats.clone());
-        async move {
-            if let Err(e) = session(tcp, peer, store, handler, stats).await {
-                tracing::debug!("POP3 session with {peer} ended: {e}");
-            }
-        }
-    })
+    listener::serve(
+        listener,
+        shutdown,
+        Protocol::Pop3,
+        store,
+        handler,
+        stats,
+        session,
+    )
     .await
 }
 
@@ -53,16 +54,8 @@ async fn session(
     handler: Arc<dyn AccessHandler>,
     stats: Arc<AccessStats>,
 ) -> Result<(), SessionError> {
-    let config = handler.config(Protocol::Pop3);
-    let mut guard = stats.of(Protocol::Pop3).session();
-    let mut conn = Conn::new(tcp, peer, stats.clone(), Protocol::Pop3);
-    if config.implicit_tls {
-        let tls = config.tls.clone().ok_or_else(|| {
-            SessionError::Tls(io::Error::other("implicit TLS without a certificate"))
-        })?;
-        conn = conn.start_tls(tls, config.idle_timeout).await?;
-        guard.tls();
-    }
+    let (config, mut guard, mut conn) =
+        listener::open(tcp, peer, Protocol::Pop3, handler.as_ref(), &stats).await?;
     let greeting = format!("+OK {} POP3 server ready\r\n", config.hostname);
     conn.write_all(greeting.as_bytes()).await?;
     let mut session = Session {

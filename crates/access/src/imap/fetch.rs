@@ -71,8 +71,11 @@ pub(crate) struct Mailbox {
 /// headers when clients resynchronise a large folder; bounded, it is simply
 /// emptied when full.
 struct EnvelopeCache {
-    map: Mutex<HashMap<(String, u32, u32), Arc<[u8]>>>,
+    map: Mutex<HashMap<EnvelopeKey, Arc<[u8]>>>,
 }
+
+/// (store and mail file, UIDVALIDITY, UID).
+type EnvelopeKey = (String, u32, u32);
 
 const ENVELOPES_KEPT: usize = 100_000;
 
@@ -333,10 +336,10 @@ pub(crate) fn build(
                     .map(|(uid, header)| (uid, encoded_envelope(mime::envelope(&header))))
                     .collect();
                 for (slot, uid) in envelopes.iter_mut().zip(&uids) {
-                    if slot.is_none() {
-                        if let Ok(i) = built.binary_search_by_key(uid, |(u, _)| *u) {
-                            *slot = Some(built[i].1.clone());
-                        }
+                    if slot.is_none()
+                        && let Ok(i) = built.binary_search_by_key(uid, |(u, _)| *u)
+                    {
+                        *slot = Some(built[i].1.clone());
                     }
                 }
                 ENVELOPES.put(&prefix, at.uidvalidity, built);

@@ -69,14 +69,15 @@ pub async fn serve(
     stats: Arc<AccessStats>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
-    listener::run(listener, shutdown, move |tcp, peer| {
-        let (store, handler, stats) = (store.clone(), handler.clone(), stats.clone());
-        async move {
-            if let Err(e) = session(tcp, peer, store, handler, stats).await {
-                tracing::debug!("IMAP session with {peer} ended: {e}");
-            }
-        }
-    })
+    listener::serve(
+        listener,
+        shutdown,
+        Protocol::Imap,
+        store,
+        handler,
+        stats,
+        session,
+    )
     .await
 }
 
@@ -87,16 +88,8 @@ async fn session(
     handler: Arc<dyn AccessHandler>,
     stats: Arc<AccessStats>,
 ) -> Result<(), SessionError> {
-    let config = handler.config(Protocol::Imap);
-    let mut guard = stats.of(Protocol::Imap).session();
-    let mut conn = Conn::new(tcp, peer, stats.clone(), Protocol::Imap);
-    if config.implicit_tls {
-        let tls = config.tls.clone().ok_or_else(|| {
-            SessionError::Tls(io::Error::other("implicit TLS without a certificate"))
-        })?;
-        conn = conn.start_tls(tls, config.idle_timeout).await?;
-        guard.tls();
-    }
+    let (config, mut guard, mut conn) =
+        listener::open(tcp, peer, Protocol::Imap, handler.as_ref(), &stats).await?;
     let changes = store.subscribe();
     let mut session = Session {
         frag: Fragmentizer::new(MAX_MESSAGE),
