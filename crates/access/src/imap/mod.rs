@@ -58,6 +58,8 @@ use fetch::Meta;
 
 /// The largest command (with its literals) accepted, e.g. an APPEND.
 const MAX_MESSAGE: u32 = 64 * 1024 * 1024;
+/// Messages per slice of a FETCH answer.
+const FETCH_SLICE: usize = 1000;
 /// The hierarchy delimiter of folder names.
 const DELIMITER: char = '/';
 
@@ -656,7 +658,8 @@ impl Session {
                 ..
             } => {
                 expunge_ok = uid;
-                self.fetch(&sequence_set, macro_or_item_names, uid).await
+                self.fetch(conn, &sequence_set, macro_or_item_names, uid)
+                    .await?
             }
             CommandBody::Store {
                 sequence_set,
@@ -1285,10 +1288,11 @@ impl Session {
 
     async fn fetch(
         &mut self,
+        conn: &mut Conn,
         set: &SequenceSet,
         names: MacroOrMessageDataItemNames<'static>,
         uid: bool,
-    ) -> Done {
+    ) -> Result<Done, SessionError> {
         let mut names = match names {
             MacroOrMessageDataItemNames::Macro(m) => {
                 let mut names = vec![
@@ -1310,11 +1314,11 @@ impl Session {
             names.insert(0, MessageDataItemName::Uid);
         }
         let State::Selected(sel) = &mut self.state else {
-            return bad("no mailbox selected");
+            return Ok(bad("no mailbox selected"));
         };
         let indexes = sequence::resolve(set, &sel.uids(), uid);
         if !uid && indexes.is_empty() && !sel.messages.is_empty() {
-            return bad("no such message");
+            return Ok(bad("no such message"));
         }
         // Reading a body sets \Seen (not with PEEK, not in a read-only mailbox).
         if !sel.read_only && names.iter().any(fetch::sets_seen) {
@@ -1343,7 +1347,7 @@ impl Session {
                             }
                         }
                     }
-                    Err(e) => return store_failure(&e),
+                    Err(e) => return Ok(store_failure(&e)),
                 }
                 if !names.contains(&MessageDataItemName::Flags) {
                     names.push(MessageDataItemName::Flags);
@@ -1351,25 +1355,36 @@ impl Session {
             }
         }
         let State::Selected(sel) = &self.state else {
-            return bad("no mailbox selected");
+            return Ok(bad("no mailbox selected"));
         };
         let targets: Vec<(u32, Meta)> = indexes
             .iter()
             .map(|i| (Selected::seq(*i), sel.messages[*i].clone()))
             .collect();
-        let at = fetch::Mailbox {
+        let at = Arc::new(fetch::Mailbox {
             mail_file: sel.login.mail_file.clone(),
             folder: sel.folder.clone(),
             uidvalidity: sel.uidvalidity,
-        };
-        let store = self.store.clone();
-        match blocking(move || fetch::build(&store, &at, &targets, &names)).await {
-            Ok(bytes) => {
-                self.out.extend(bytes);
-                ok("FETCH completed")
+        });
+        let names = Arc::new(names);
+        // Built and sent in slices: a session never holds a whole large
+        // mailbox's answer in memory, and the client starts reading early.
+        for slice in targets.chunks(FETCH_SLICE) {
+            let (store, at, names, slice) = (
+                self.store.clone(),
+                at.clone(),
+                names.clone(),
+                slice.to_vec(),
+            );
+            match blocking(move || fetch::build(&store, &at, &slice, &names)).await {
+                Ok(bytes) => {
+                    self.out.extend(bytes);
+                    self.flush(conn).await?;
+                }
+                Err(e) => return Ok(store_failure(&e)),
             }
-            Err(e) => store_failure(&e),
         }
+        Ok(ok("FETCH completed"))
     }
 
     async fn store_flags(
