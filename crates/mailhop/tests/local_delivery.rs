@@ -329,3 +329,19 @@ print("ok")
         "dot-stuffing undone:\n{body}"
     );
 }
+
+#[test]
+fn smtp_debug_set_at_run_time_logs_the_conversation() {
+    let server = TestServer::start(Setup::default());
+    let mut c = RawSmtp::connect(server.smtp);
+    c.cmd("EHLO quiet.test");
+    assert!(!server.log().contains(">>> EHLO quiet.test"));
+    assert_eq!(server.console("set config SMTPDebug=2"), "SMTPDebug=2\n");
+    assert_eq!(server.console("show config SMTPDebug"), "SMTPDebug=2\n");
+    let mut c = RawSmtp::connect(server.smtp);
+    c.cmd("EHLO chatty.test");
+    wait_for(
+        || server.log().contains(">>> EHLO chatty.test"),
+        "the command in the log",
+    );
+}

@@ -298,7 +298,7 @@ impl Instance {
     }
 
     /// A value set with `set config`, which outlives directory reloads.
-    fn config_override(&self, key: &str) -> Option<u8> {
+    pub(crate) fn config_override(&self, key: &str) -> Option<u8> {
         lock(&self.config_vars)
             .get(key)
             .and_then(|v| v.parse().ok())

@@ -103,8 +103,13 @@ impl SessionHandler for Handler {
             auth,
             tls: inst.tls.load().as_ref().clone(),
             max_message_size: snap.config.max_message_size.0,
-            debug: server.debug.smtp_debug,
-            debug_io: server.debug.smtp_debug_io,
+            // `set config SMTPDebug=N` outlives directory reloads.
+            debug: inst
+                .config_override("smtpdebug")
+                .unwrap_or(server.debug.smtp_debug),
+            debug_io: inst
+                .config_override("smtpdebugio")
+                .unwrap_or(server.debug.smtp_debug_io),
             ..ListenerConfig::default()
         })
     }
