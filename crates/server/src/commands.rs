@@ -159,7 +159,12 @@ fn server_info(inst: &Instance) -> anyhow::Result<ServerInfo> {
     let counts = inst.store.counts()?;
     let mut ports: Vec<(String, String)> = lock(&inst.tasks)
         .iter()
-        .map(|t| (t.label.to_owned(), t.addr.to_string()))
+        .map(|t| {
+            (
+                format!("{} ({})", t.label, t.listener.key()),
+                t.addr.to_string(),
+            )
+        })
         .collect();
     ports.sort();
     Ok(ServerInfo {
