@@ -21,8 +21,7 @@ fn python(script: &str) {
 #[test]
 fn delivered_mail_is_read_over_pop3_and_imap() {
     let server = TestServer::start(Setup::default());
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let mut c = server.client();
     for i in 0..3 {
         assert!(
             c.mail(

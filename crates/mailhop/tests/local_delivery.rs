@@ -70,8 +70,7 @@ fn delivers_by_internet_address_short_name_and_alias_domain() {
 #[test]
 fn unknown_local_user_is_refused_at_rcpt() {
     let server = TestServer::start(Setup::default());
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let mut c = server.client();
     assert!(c.cmd("MAIL FROM:<a@example.org>").starts_with("250"));
     let r = c.cmd("RCPT TO:<nobody@acme.com>");
     assert!(r.starts_with("550 5.1.1"), "{r}");
@@ -86,8 +85,7 @@ fn relaying_for_strangers_is_refused() {
         config: "[configuration.inbound]\nrelay_enforcement = \"all\"",
         ..Setup::default()
     });
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let mut c = server.client();
     c.cmd("MAIL FROM:<a@example.org>");
     let r = c.cmd("RCPT TO:<someone@elsewhere.example>");
     assert!(r.starts_with("550 5.7.1"), "{r}");
@@ -96,8 +94,7 @@ fn relaying_for_strangers_is_refused() {
 #[test]
 fn ambiguous_name_gets_a_report_in_the_senders_mail_file() {
     let server = TestServer::start(Setup::default());
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let mut c = server.client();
     let r = c.mail(
         "jane.doe@acme.com",
         &["smith@acme.com"],
@@ -126,8 +123,7 @@ fn ambiguous_name_gets_a_report_in_the_senders_mail_file() {
 #[test]
 fn groups_expand_nested_with_each_address_once() {
     let server = TestServer::start(Setup::default());
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let mut c = server.client();
     // Sales holds Jane, Admin and Inner; Inner holds Jane again and Sales (a cycle).
     let r = c.mail(
         "ext@example.org",
@@ -145,8 +141,7 @@ fn groups_expand_nested_with_each_address_once() {
 #[test]
 fn quota_exceeded_sends_a_report() {
     let server = TestServer::start(Setup::default());
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let mut c = server.client();
     let big = format!(
         "{}{}\n",
         message("jane.doe@acme.com", "tiny@acme.com", "too big for tiny"),
@@ -166,14 +161,7 @@ fn quota_exceeded_sends_a_report() {
     );
     assert!(server.mailfile("mail/tiny").is_empty());
     // a small message still fits
-    assert!(
-        c.mail(
-            "jane.doe@acme.com",
-            &["tiny@acme.com"],
-            &message("jane.doe@acme.com", "tiny@acme.com", "small")
-        )
-        .starts_with("250")
-    );
+    c.send_ok("jane.doe@acme.com", &["tiny@acme.com"], "small");
     assert_eq!(server.wait_mail("mail/tiny", 1).len(), 1);
 }
 
@@ -205,16 +193,8 @@ fn undeliverable_report_goes_dead_and_is_released_by_the_console() {
     // A sender nobody knows, writing to an ambiguous name: the report to the
     // sender cannot be delivered either, so it is Dead.
     let server = TestServer::start(Setup::default());
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
-    assert!(
-        c.mail(
-            "ghost@acme.com",
-            &["smith@acme.com"],
-            &message("ghost@acme.com", "smith@acme.com", "from a ghost")
-        )
-        .starts_with("250")
-    );
+    let mut c = server.client();
+    c.send_ok("ghost@acme.com", &["smith@acme.com"], "from a ghost");
     wait_for(|| server.stat("Mail.Dead") == 1, "a dead message");
     let stat = server.console("show stat mail");
     assert!(stat.contains("  Mail.Dead = 1\n"), "{stat}");
@@ -255,16 +235,8 @@ fn held_when_hold_undeliverable_and_deleted_by_the_console() {
         config: "hold_undeliverable = true",
         ..Setup::default()
     });
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
-    assert!(
-        c.mail(
-            "jane.doe@acme.com",
-            &["smith@acme.com"],
-            &message("jane.doe@acme.com", "smith@acme.com", "held one")
-        )
-        .starts_with("250")
-    );
+    let mut c = server.client();
+    c.send_ok("jane.doe@acme.com", &["smith@acme.com"], "held one");
     wait_for(|| server.stat("Mail.Hold") == 1, "a held message");
     assert!(
         server.mailfile("mail/jdoe").is_empty(),

@@ -15,12 +15,8 @@ fn relay_setup(relay: &str, extra_config: &str) -> String {
 fn relays_through_the_relay_host_and_counts_transfers() {
     let sink = Sink::start();
     let config = relay_setup(&format!("[127.0.0.1]:{}", sink.port), "");
-    let server = TestServer::start(Setup {
-        config: &config,
-        ..Setup::default()
-    });
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let server = TestServer::start(Setup::config(&config));
+    let mut c = server.client();
     let r = c.mail(
         "jane.doe@acme.com",
         &["friend@example.org", "jane.doe@acme.com"],
@@ -45,19 +41,12 @@ fn relays_through_the_relay_host_and_counts_transfers() {
 fn one_recipient_refused_of_three_gets_one_report() {
     let sink = Sink::start();
     let config = relay_setup(&format!("[127.0.0.1]:{}", sink.port), "");
-    let server = TestServer::start(Setup {
-        config: &config,
-        ..Setup::default()
-    });
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
-    assert!(
-        c.mail(
-            "jane.doe@acme.com",
-            &["a@example.org", "reject-me@example.org", "b@example.org"],
-            &message("jane.doe@acme.com", "a@example.org", "three")
-        )
-        .starts_with("250")
+    let server = TestServer::start(Setup::config(&config));
+    let mut c = server.client();
+    c.send_ok(
+        "jane.doe@acme.com",
+        &["a@example.org", "reject-me@example.org", "b@example.org"],
+        "three",
     );
     wait_for(|| sink.messages().len() == 1, "the relayed message");
     assert_eq!(sink.messages()[0].rcpts, ["a@example.org", "b@example.org"]);
@@ -78,20 +67,9 @@ fn retry_while_down_then_route_star_delivers() {
         &format!("[127.0.0.1]:{port}"),
         "initial_retry = \"1h\"\nretry_cap = \"4h\"",
     );
-    let server = TestServer::start(Setup {
-        config: &config,
-        ..Setup::default()
-    });
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
-    assert!(
-        c.mail(
-            "jane.doe@acme.com",
-            &["friend@example.org"],
-            &message("jane.doe@acme.com", "friend@example.org", "patience")
-        )
-        .starts_with("250")
-    );
+    let server = TestServer::start(Setup::config(&config));
+    let mut c = server.client();
+    c.send_ok("jane.doe@acme.com", &["friend@example.org"], "patience");
     wait_for(
         || {
             server
@@ -131,20 +109,9 @@ fn message_that_cannot_leave_in_time_gets_an_expiration_report() {
         &format!("[127.0.0.1]:{port}"),
         "expire_after = \"2s\"\ninitial_retry = \"1s\"\nretry_cap = \"1s\"",
     );
-    let server = TestServer::start(Setup {
-        config: &config,
-        ..Setup::default()
-    });
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
-    assert!(
-        c.mail(
-            "jane.doe@acme.com",
-            &["friend@example.org"],
-            &message("jane.doe@acme.com", "friend@example.org", "too late")
-        )
-        .starts_with("250")
-    );
+    let server = TestServer::start(Setup::config(&config));
+    let mut c = server.client();
+    c.send_ok("jane.doe@acme.com", &["friend@example.org"], "too late");
     let mail = server.wait_mail("mail/jdoe", 1);
     assert_eq!(mail.len(), 1, "the expiration report");
     let subject = mail[0]["subject"].as_str().unwrap();
@@ -162,20 +129,9 @@ fn outbound_controls_refuse_with_a_reason() {
         "[configuration.outbound]\ndeny_to = [\"@blocked.example\"]",
     );
     // deny_to lives in [configuration.outbound]; the relay exemption is set after it.
-    let server = TestServer::start(Setup {
-        config: &config,
-        ..Setup::default()
-    });
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
-    assert!(
-        c.mail(
-            "jane.doe@acme.com",
-            &["x@blocked.example"],
-            &message("jane.doe@acme.com", "x@blocked.example", "blocked")
-        )
-        .starts_with("250")
-    );
+    let server = TestServer::start(Setup::config(&config));
+    let mut c = server.client();
+    c.send_ok("jane.doe@acme.com", &["x@blocked.example"], "blocked");
     let mail = server.wait_mail("mail/jdoe", 1);
     assert!(
         mail[0]["subject"]
@@ -205,10 +161,7 @@ fn mx_lookup_by_preference_with_fallback() {
         "smtp_outside_local_domain = true\ndns_servers = [\"{}\"]\noutbound_smtp_port = {}\n[configuration.inbound]\nrelay_exempt_hosts = [\"127.0.0.0/8\"]",
         dns.addr, sink.port
     );
-    let server = TestServer::start(Setup {
-        config: &config,
-        ..Setup::default()
-    });
+    let server = TestServer::start(Setup::config(&config));
     let trace = server.console("trace someone@example.test");
     assert!(trace.contains("MX records of example.test"), "{trace}");
     assert!(
@@ -231,16 +184,8 @@ fn mx_lookup_by_preference_with_fallback() {
         server.console("set config DebugRouterLookup=1"),
         "DebugRouterLookup=1\n"
     );
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
-    assert!(
-        c.mail(
-            "jane.doe@acme.com",
-            &["someone@example.test"],
-            &message("jane.doe@acme.com", "someone@example.test", "by mx")
-        )
-        .starts_with("250")
-    );
+    let mut c = server.client();
+    c.send_ok("jane.doe@acme.com", &["someone@example.test"], "by mx");
     wait_for(|| sink.messages().len() == 1, "delivery to the second MX");
     assert_eq!(sink.messages()[0].rcpts, ["someone@example.test"]);
     assert!(
@@ -249,14 +194,7 @@ fn mx_lookup_by_preference_with_fallback() {
         server.log()
     );
     // A domain that does not exist gets a report, not a retry.
-    assert!(
-        c.mail(
-            "jane.doe@acme.com",
-            &["x@nowhere.test"],
-            &message("jane.doe@acme.com", "x@nowhere.test", "nowhere")
-        )
-        .starts_with("250")
-    );
+    c.send_ok("jane.doe@acme.com", &["x@nowhere.test"], "nowhere");
     let mail = server.wait_mail("mail/jdoe", 1);
     assert!(
         mail[0]["subject"]

@@ -25,8 +25,7 @@ fn bad_input_gets_clear_errors_and_good_mail_still_flows() {
     assert!(c.cmd("NOOP").starts_with("250"));
 
     // A 1 MB line without a newline, then more commands on the same session
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let mut c = server.client();
     c.send(&vec![b'A'; 1 << 20]);
     c.send(b"\r\n");
     let r = c.reply();
@@ -34,8 +33,7 @@ fn bad_input_gets_clear_errors_and_good_mail_still_flows() {
     assert!(c.cmd("NOOP").starts_with("250"));
 
     // NUL bytes in a command and in a message
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let mut c = server.client();
     c.send(b"MAIL FROM:<a\0b@example.org>\r\n");
     assert!(c.reply().starts_with('5'));
     assert!(c.cmd("MAIL FROM:<a@example.org>").starts_with("250"));
@@ -47,8 +45,7 @@ fn bad_input_gets_clear_errors_and_good_mail_still_flows() {
     assert!(c.cmd("NOOP").starts_with("250"));
 
     // Broken MIME is stored as given: the router does not need to understand it.
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let mut c = server.client();
     let broken = "Subject: broken mime\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"nope\n\n--nope\nContent-Type: text/plain; charset=\"\n\nno closing boundary\n";
     assert!(
         c.mail("a@example.org", &["jane.doe@acme.com"], broken)
@@ -84,16 +81,8 @@ fn bad_input_gets_clear_errors_and_good_mail_still_flows() {
     );
 
     // Good mail still flows, routed with the directory in use.
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
-    assert!(
-        c.mail(
-            "a@example.org",
-            &["jdoe@acme.com"],
-            &message("a@example.org", "jdoe@acme.com", "still fine")
-        )
-        .starts_with("250")
-    );
+    let mut c = server.client();
+    c.send_ok("a@example.org", &["jdoe@acme.com"], "still fine");
     // The administrator mends the edit (the command-line tools read the directory too).
     server.rewrite_directory(|t| t.replace("\nfavourite_colour = \"blue\"", ""));
     let mail = server.wait_mail("mail/jdoe", 2);
@@ -227,10 +216,7 @@ fn relayed_mail_survives_sigkill() {
         "smtp_outside_local_domain = true\nrelay_host = \"[127.0.0.1]:{}\"\n[configuration.inbound]\nrelay_exempt_hosts = [\"127.0.0.0/8\"]",
         sink.port
     );
-    let mut server = TestServer::start(Setup {
-        config: &config,
-        ..Setup::default()
-    });
+    let mut server = TestServer::start(Setup::config(&config));
     let acked = acknowledged_then_killed(&mut server, "friend@example.org", 150);
     let before = sink.messages().len();
     server.spawn();

@@ -78,12 +78,8 @@ fn load_balanced_and_failover_relay_to_smtp_sink() {
     let config = format!(
         "smtp_outside_local_domain = true\nrelay_host = \"{relay}\"\n[configuration.inbound]\nrelay_exempt_hosts = [\"127.0.0.0/8\"]"
     );
-    let server = TestServer::start(Setup {
-        config: &config,
-        ..Setup::default()
-    });
-    let mut c = RawSmtp::connect(server.smtp);
-    c.cmd("EHLO client.test");
+    let server = TestServer::start(Setup::config(&config));
+    let mut c = server.client();
     for i in 0..100 {
         let r = c.mail(
             "jane.doe@acme.com",

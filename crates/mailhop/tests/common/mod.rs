@@ -137,6 +137,13 @@ pub struct Setup<'a> {
     pub extra: &'a str,
 }
 
+impl<'a> Setup<'a> {
+    /// The Acme directory with these `[[configuration]]` lines.
+    pub fn config(config: &'a str) -> Setup<'a> {
+        Setup { config, extra: "" }
+    }
+}
+
 pub fn jane_hash() -> &'static str {
     static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     H.get_or_init(|| hash("jane-secret"))
@@ -290,6 +297,13 @@ impl TestServer {
         std::fs::write(&self.directory, f(text)).unwrap();
     }
 
+    /// An SMTP client that has said EHLO.
+    pub fn client(&self) -> RawSmtp {
+        let mut c = RawSmtp::connect(self.smtp);
+        c.cmd("EHLO client.test");
+        c
+    }
+
     pub fn data(&self) -> PathBuf {
         self.tmp.path().join("data/mail")
     }
@@ -364,6 +378,12 @@ impl RawSmtp {
         assert!(r.starts_with("354"), "DATA: {r}");
         self.send(body.replace('\n', "\r\n").as_bytes());
         self.cmd("\r\n.")
+    }
+
+    /// A transaction with a small message that must get a 250.
+    pub fn send_ok(&mut self, from: &str, to: &[&str], subject: &str) {
+        let r = self.mail(from, to, &message(from, to[0], subject));
+        assert!(r.starts_with("250"), "{subject}: {r}");
     }
 
     pub fn drain(&mut self) -> String {
