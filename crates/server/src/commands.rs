@@ -1,14 +1,13 @@
 //! Running console commands against one server (the `console` crate parses
 //! and formats; this module fetches the data).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 use console::{
     Command, MailBoxLine, QueueLine, QueueState, Queues, ReleaseWhich, ServerInfo, StatValue, Task,
     TaskLine, ThreadCounts,
 };
-use store::{MessageState, RecipientStatus};
+use store::MessageState;
 
 use crate::instance::{Instance, lock};
 
@@ -258,46 +257,23 @@ fn stats(inst: &Instance) -> anyhow::Result<Vec<(String, StatValue)>> {
     Ok(out)
 }
 
-/// What the mail box says of one destination queue.
-#[derive(Default)]
-struct Tally {
-    msgs: u64,
-    attempts: u32,
-    last_error: Option<String>,
-    next_retry: Option<i64>,
-}
-
 fn queues(inst: &Instance) -> anyhow::Result<Queues> {
     let shared = inst.router.shared();
     let snap = inst.snapshot();
-    let mut by_queue: BTreeMap<String, Tally> = BTreeMap::new();
-    for m in inst.store.pending()? {
-        let mut seen = std::collections::BTreeSet::new();
-        for r in m
-            .recipients
-            .iter()
-            .filter(|r| r.status == RecipientStatus::Pending)
-        {
-            let Some(q) = &r.queue else { continue };
-            let e = by_queue.entry(q.clone()).or_default();
-            if seen.insert(q.clone()) {
-                e.msgs += 1;
-            }
-            e.attempts = e.attempts.max(r.attempts);
-            if r.last_error.is_some() {
-                e.last_error = r.last_error.clone();
-            }
-            if r.next_attempt.is_some() {
-                e.next_retry = r.next_attempt;
-            }
-        }
-    }
-    let mut lines = Vec::new();
+    // The mail box's view of its queues (e.g. recipients waiting for another
+    // server); an outbound queue's own line replaces the mail box's view of it.
     let outbound = inst.router.outbound_queues();
-    for l in &outbound {
-        // The outbound queue's own line replaces the mail box's view of it.
-        by_queue.retain(|q, _| !l.destination.starts_with(&format!("{q} (")));
-    }
+    let recorded: Vec<store::QueueSummary> = inst
+        .store
+        .queues()?
+        .into_iter()
+        .filter(|q| {
+            !outbound
+                .iter()
+                .any(|l| l.destination.starts_with(&format!("{} (", q.queue)))
+        })
+        .collect();
+    let mut lines = Vec::new();
     let busy = shared.stats.delivery_active.load(Relaxed);
     if busy > 0 {
         lines.push(QueueLine {
@@ -309,18 +285,18 @@ fn queues(inst: &Instance) -> anyhow::Result<Queues> {
             next_retry: None,
         });
     }
-    for (q, t) in by_queue {
-        let is_server = snap.dir.server_by_str(&q).is_some();
+    for q in recorded {
+        let is_server = snap.dir.server_by_str(&q.queue).is_some();
         lines.push(QueueLine {
-            msgs: t.msgs,
-            state: match t.next_retry {
-                Some(_) => QueueState::Retry(t.attempts),
+            msgs: q.messages,
+            state: match q.next_attempt {
+                Some(_) => QueueState::Retry(q.attempts),
                 None => QueueState::Wait,
             },
             via: if is_server { "NRPC" } else { "SMTP" }.into(),
-            destination: q,
-            last_error: t.last_error,
-            next_retry: t.next_retry,
+            destination: q.queue,
+            last_error: q.last_error,
+            next_retry: q.next_attempt,
         });
     }
     lines.extend(outbound);

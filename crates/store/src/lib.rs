@@ -60,8 +60,8 @@ pub use error::StoreError;
 pub use types::{
     ChangeKind, Delivery, EntryMeta, EventQuery, FlagOp, Flags, FolderInfo, Incoming,
     MailBoxCounts, MailEntry, MailFileChange, MessageId, MessageKind, MessageState, MessageSummary,
-    QueuedMessage, QueuedRecipient, RecipientStatus, RecipientUpdate, RoutingEvent, SettleOutcome,
-    Settlement, SpecialUse,
+    QueueSummary, QueuedMessage, QueuedRecipient, RecipientStatus, RecipientUpdate, RoutingEvent,
+    SettleOutcome, Settlement, SpecialUse,
 };
 
 use mailfile::PreparedDelivery;
@@ -207,6 +207,11 @@ impl Store {
     }
 
     /// Mail box gauges for `show stat` / `show server`.
+    /// Waiting recipients grouped by destination queue, without reading messages.
+    pub fn queues(&self) -> Result<Vec<QueueSummary>, StoreError> {
+        self.inner.readers.read(mailbox::queues)
+    }
+
     pub fn counts(&self) -> Result<MailBoxCounts, StoreError> {
         self.inner.readers.read(mailbox::counts)
     }

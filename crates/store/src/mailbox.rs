@@ -13,8 +13,8 @@ use crate::error::{Res, StoreError};
 use crate::events;
 use crate::mailfile::{self, PreparedDelivery};
 use crate::types::{
-    Incoming, MailBoxCounts, MessageId, MessageKind, MessageState, MessageSummary, QueuedMessage,
-    QueuedRecipient, RecipientStatus, RecipientUpdate, SettleOutcome, Settlement,
+    Incoming, MailBoxCounts, MessageId, MessageKind, MessageState, MessageSummary, QueueSummary,
+    QueuedMessage, QueuedRecipient, RecipientStatus, RecipientUpdate, SettleOutcome, Settlement,
 };
 
 pub(crate) fn len_i64(n: usize) -> i64 {
@@ -369,6 +369,33 @@ pub(crate) fn list(conn: &Connection, state: Option<MessageState>) -> Res<Vec<Me
             .collect();
     }
     Ok(summaries)
+}
+
+/// Pending recipients of Pending messages grouped by the queue the router
+/// gave them: messages, most attempts and that recipient's last error, the
+/// soonest retry.
+pub(crate) fn queues(conn: &Connection) -> Res<Vec<QueueSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "WITH waiting AS (
+             SELECT r.queue, r.message, r.attempts, r.last_error, r.next_attempt
+             FROM recipients r JOIN messages m ON m.id = r.message
+             WHERE r.status = 0 AND m.state = 0 AND r.queue IS NOT NULL)
+         SELECT w.queue, count(DISTINCT w.message), max(w.attempts),
+             (SELECT last_error FROM waiting x WHERE x.queue = w.queue
+              ORDER BY x.attempts DESC, x.next_attempt DESC LIMIT 1),
+             min(w.next_attempt)
+         FROM waiting w GROUP BY w.queue ORDER BY w.queue",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(QueueSummary {
+            queue: r.get(0)?,
+            messages: r.get(1)?,
+            attempts: r.get(2)?,
+            last_error: r.get(3)?,
+            next_attempt: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub(crate) fn counts(conn: &Connection) -> Res<MailBoxCounts> {

@@ -323,6 +323,19 @@ pub struct FolderInfo {
     pub special_use: Option<SpecialUse>,
 }
 
+/// One destination queue as the mail box records it (`tell router show queues`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueSummary {
+    pub queue: String,
+    /// Messages with recipients waiting for this queue.
+    pub messages: u64,
+    /// The most failed attempts of any of them.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// The soonest retry, unix milliseconds.
+    pub next_attempt: Option<i64>,
+}
+
 /// What a mail client's message list needs of a message: no header field, no body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryMeta {

@@ -181,6 +181,18 @@ async fn group_members_are_added_once_each() {
     assert_eq!(ann.last_error.as_deref(), Some("Server not responding"));
     assert_eq!(ann.queue.as_deref(), Some("hub"));
     assert_eq!(ann.status, RecipientStatus::Pending);
+
+    // The queue as `show queues` reads it: one message, its retry and error.
+    assert_eq!(
+        store.queues().expect("queues"),
+        vec![store::QueueSummary {
+            queue: "hub".to_owned(),
+            messages: 1,
+            attempts: 2,
+            last_error: Some("Server not responding".to_owned()),
+            next_attempt: Some(1_700_000_900_002),
+        }]
+    );
 }
 
 #[tokio::test]
