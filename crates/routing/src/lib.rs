@@ -9,6 +9,7 @@
 mod address;
 mod policy;
 mod resolve;
+mod via;
 
 pub use address::{Address, BadAddress};
 pub use policy::{list_verdict, outbound_refusal};

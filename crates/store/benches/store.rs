@@ -56,6 +56,7 @@ fn delivered(id: MessageId, n: u64, address: String, data: Vec<u8>) -> Settlemen
             },
         )],
         deliveries: vec![Delivery {
+            recipient: address.clone(),
             mail_file: format!("mail/user{}", n % MAIL_FILES),
             folder: "Inbox".to_owned(),
             data,

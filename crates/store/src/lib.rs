@@ -42,6 +42,8 @@ mod checkpoint;
 mod error;
 mod events;
 mod headers;
+mod health;
+mod lock;
 mod mailbox;
 mod mailfile;
 mod readers;
@@ -81,6 +83,10 @@ pub struct Store {
 struct Inner {
     /// `None` for a read-only store.
     writer: Option<Writer>,
+    /// Why the writer cannot be trusted, if it cannot (a panic, a failed commit).
+    health: Arc<health::Health>,
+    /// The exclusive lock on the data folder (`mailhop.lock`), held while open.
+    _lock: Option<std::fs::File>,
     readers: Readers,
     changes: broadcast::Sender<MailFileChange>,
     /// The database file: what identifies this store (e.g. for POP3 maildrop locks).
@@ -89,16 +95,23 @@ struct Inner {
 }
 
 impl Store {
-    /// Opens the store in `dir`, creating the folder, the file and the schema as needed.
+    /// Opens the store in `dir`, creating the folder, the file and the schema
+    /// as needed. One process owns a store: the folder is locked first
+    /// (`flock` on `mailhop.lock`), and a store another process holds is
+    /// [`StoreError::Locked`] before anything else is touched.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let lock = lock::acquire(dir)?;
         let conn = schema::open_writer(dir)?;
         let path = schema::db_path(dir);
         let reader = schema::open_reader(&path)?;
         let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
-        let writer = Writer::spawn(conn, &path, changes.clone())?;
+        let health = Arc::new(health::Health::from_env());
+        let writer = Writer::spawn(conn, &path, changes.clone(), health.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 writer: Some(writer),
+                health,
+                _lock: Some(lock),
                 readers: Readers::new(path.clone(), reader),
                 changes,
                 path,
@@ -117,12 +130,21 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 writer: None,
+                health: Arc::new(health::Health::default()),
+                _lock: None,
                 readers: Readers::new(path.clone(), reader),
                 changes,
                 path,
                 listings: mailfile::ListingCache::default(),
             }),
         })
+    }
+
+    /// `Err(reason)` while the store's writer cannot be trusted: it stopped
+    /// (a panic) or its last commit failed. Callers refuse new work then
+    /// (SMTP answers 421) and say why (`show server`).
+    pub fn health(&self) -> Result<(), String> {
+        self.inner.health.get()
     }
 
     /// The database file this store keeps its state in.
@@ -136,7 +158,13 @@ impl Store {
         F: FnOnce(&mut Tx<'_>) -> error::Res<T> + Send + 'static,
     {
         match &self.inner.writer {
-            Some(writer) => writer.submit(op).await,
+            Some(writer) => writer.submit(op).await.map_err(|e| match e {
+                StoreError::Closed => match self.inner.health.get() {
+                    Err(reason) => StoreError::Unhealthy(reason),
+                    Ok(()) => StoreError::Closed,
+                },
+                other => other,
+            }),
             None => Err(StoreError::ReadOnly),
         }
     }
@@ -146,13 +174,41 @@ impl Store {
     /// Puts a message in the mail box; durable when this returns `Ok` (group
     /// commit). Recipients keep their order, each address once (case-insensitive).
     pub async fn accept(&self, msg: Incoming) -> Result<QueuedMessage, StoreError> {
-        self.write(move |tx| mailbox::insert(tx.conn, msg)).await
+        let fault = self.inner.health.fault_on_accept();
+        self.write(move |tx| {
+            if fault {
+                // Fault injection (MAILHOP_STORE_FAULT=writer-panic): the writer dies here.
+                panic!("injected store writer fault");
+            }
+            mailbox::insert(tx.conn, msg)
+        })
+        .await
     }
 
     /// Every Pending message with its recipients whose outcome is not final
     /// (for the router at start-up), by id.
     pub fn pending(&self) -> Result<Vec<QueuedMessage>, StoreError> {
         self.inner.readers.read(mailbox::pending)
+    }
+
+    /// Up to `limit` Pending messages with ids above `after`, by id, each with
+    /// its open (Pending or Waiting) recipients: the router pages through the
+    /// mail box with it at start and on `route *`, never reading it whole.
+    pub fn pending_page(
+        &self,
+        after: MessageId,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailbox::pending_page(conn, after, limit))
+    }
+
+    /// The bytes of a mail box message (for a transfer or a report).
+    pub fn message_data(&self, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailbox::message_data(conn, id))
     }
 
     /// One mail box entry with all its recipients.
@@ -356,6 +412,7 @@ impl Store {
         internal_date: i64,
     ) -> Result<MailEntry, StoreError> {
         let prepared = PreparedDelivery::new(Delivery {
+            recipient: String::new(),
             mail_file: mail_file.to_owned(),
             folder: folder.to_owned(),
             data,

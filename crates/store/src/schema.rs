@@ -144,6 +144,14 @@ CREATE TRIGGER entries_update_modseq AFTER UPDATE ON entries BEGIN
     UPDATE folders SET modseq = modseq + 1 WHERE id IN (OLD.folder, NEW.folder);
 END;
 "#,
+    r#"
+-- Every recipient is a row, derived ones too: the group or forwarding
+-- person it came from (parent), and for a recipient handed to an outbound
+-- queue (status 7, Waiting) how it leaves (via), so a restart rebuilds the
+-- queues from the rows alone.
+ALTER TABLE recipients ADD COLUMN parent TEXT;
+ALTER TABLE recipients ADD COLUMN via TEXT;
+"#,
 ];
 
 /// The first schema version with the `headers` table (older stores are back-filled).

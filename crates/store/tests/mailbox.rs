@@ -115,7 +115,7 @@ async fn group_members_are_added_once_each() {
         .accept(incoming("jane@acme.com", &["sales@acme.com"], "hi"))
         .await
         .expect("accept");
-    let waiting = |queue: &str| RecipientUpdate::Waiting {
+    let waiting = |queue: &str| RecipientUpdate::Pending {
         reason: "schedule".to_owned(),
         queue: Some(queue.to_owned()),
     };
@@ -180,7 +180,7 @@ async fn group_members_are_added_once_each() {
     assert_eq!(ann.next_attempt, Some(1_700_000_900_002));
     assert_eq!(ann.last_error.as_deref(), Some("Server not responding"));
     assert_eq!(ann.queue.as_deref(), Some("hub"));
-    assert_eq!(ann.status, RecipientStatus::Pending);
+    assert_eq!(ann.status, RecipientStatus::Waiting);
 
     // The queue as `show queues` reads it: one message, its retry and error.
     assert_eq!(

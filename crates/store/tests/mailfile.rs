@@ -701,6 +701,7 @@ async fn a_store_from_before_the_headers_table_gets_it_filled_at_open() {
         "DROP TABLE headers; DROP INDEX entries_listing;
          DROP TRIGGER entries_insert_modseq; DROP TRIGGER entries_delete_modseq;
          DROP TRIGGER entries_update_modseq; ALTER TABLE folders DROP COLUMN modseq;
+         ALTER TABLE recipients DROP COLUMN parent; ALTER TABLE recipients DROP COLUMN via;
          UPDATE schema_version SET version = 1;",
     )
     .expect("downgrade");

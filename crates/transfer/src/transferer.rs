@@ -126,6 +126,11 @@ impl Transferer {
                     );
                     match self.deliver(&target, batch).await {
                         Ok((results, tls)) => return run.delivered(batch, target, results, tls),
+                        // The message may have arrived: another host now would
+                        // make a second copy. Retry later instead.
+                        Err(failure) if failure.error.is_uncertain() => {
+                            return run.uncertain(batch, target, failure);
+                        }
                         Err(failure) => run.host_failed(target, failure),
                     }
                 }
@@ -300,6 +305,29 @@ impl Run {
             attempts: self.attempts,
             waiting_for_dns: false,
             last_error: self.last_error,
+        }
+    }
+
+    /// The content went to `target` and no final reply came: every
+    /// recipient is a transient failure (a retry), no other host is tried.
+    fn uncertain(mut self, batch: &Batch, target: Target, failure: HostFailure) -> TransferReport {
+        let reason = format!(
+            "{}; the message may have reached {}, so it is not sent to another host now",
+            failure.error, target.host
+        );
+        self.host_failed(target, failure);
+        TransferReport {
+            results: batch
+                .recipients
+                .iter()
+                .map(|rcpt| {
+                    let reason = reason.clone();
+                    (rcpt.clone(), RecipientResult::Transient { reason })
+                })
+                .collect(),
+            attempts: self.attempts,
+            waiting_for_dns: false,
+            last_error: Some(reason),
         }
     }
 

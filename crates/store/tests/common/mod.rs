@@ -26,6 +26,7 @@ pub fn message_text(subject: &str, body: &str) -> String {
 
 pub fn delivery(mail_file: &str, subject: &str) -> Delivery {
     Delivery {
+        recipient: "jdoe@acme.com".to_owned(),
         mail_file: mail_file.to_owned(),
         folder: "Inbox".to_owned(),
         data: message_text(subject, "hello").into_bytes(),
