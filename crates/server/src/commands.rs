@@ -42,7 +42,7 @@ async fn execute(inst: &std::sync::Arc<Instance>, cmd: Command) -> anyhow::Resul
             )
         }
         Command::UpdateConfig => {
-            if crate::reload_directory(&inst.directory_path, std::slice::from_ref(inst)) {
+            if crate::reload_directory(&inst.directory_path, std::slice::from_ref(inst)).await {
                 "Router: Configuration updated: routing tables rebuilt\n".to_owned()
             } else {
                 "Router: The directory has errors; the previous configuration stays in use (see the log)\n"
