@@ -646,9 +646,8 @@ impl Router {
                         },
                     ));
                 }
-                RecipientResult::Permanent { reply } => {
+                RecipientResult::Permanent { reply, status } => {
                     self.shared().stats.transfer_failed_smtp();
-                    let status = enhanced_status(&reply);
                     failures.push((rcpt, Failure::new(status, reply)));
                 }
                 RecipientResult::Transient { reason } => {
@@ -820,19 +819,6 @@ pub(crate) fn retry_delay(config: &directory::Config, attempts: u32) -> i64 {
     i64::try_from(delay.min(cap)).unwrap_or(i64::MAX)
 }
 
-/// The RFC 3463 status in an SMTP reply (`550 5.1.1 ...`), or `5.0.0`.
-fn enhanced_status(reply: &str) -> &'static str {
-    const KNOWN: [&str; 12] = [
-        "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.2.1", "5.2.2", "5.2.3", "5.3.4", "5.4.4", "5.7.1",
-        "5.7.0", "5.4.7",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| reply.split_whitespace().any(|w| w == **k))
-        .copied()
-        .unwrap_or("5.0.0")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,14 +835,5 @@ mod tests {
         assert_eq!(retry_delay(&c, 3), 240_000);
         assert_eq!(retry_delay(&c, 4), 300_000);
         assert_eq!(retry_delay(&c, 40), 300_000);
-    }
-
-    #[test]
-    fn status_from_reply() {
-        assert_eq!(
-            enhanced_status("SMTP Protocol Returned a Permanent Error 550 5.1.1 no such user"),
-            "5.1.1"
-        );
-        assert_eq!(enhanced_status("550 no"), "5.0.0");
     }
 }

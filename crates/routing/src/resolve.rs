@@ -19,14 +19,14 @@ pub struct Context<'a> {
 pub struct Failure {
     pub reason: String,
     /// RFC 3463 status for the delivery status notification.
-    pub status: &'static str,
+    pub status: String,
 }
 
 impl Failure {
-    pub fn new(status: &'static str, reason: impl Into<String>) -> Failure {
+    pub fn new(status: impl Into<String>, reason: impl Into<String>) -> Failure {
         Failure {
             reason: reason.into(),
-            status,
+            status: status.into(),
         }
     }
 }

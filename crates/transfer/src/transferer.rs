@@ -287,7 +287,7 @@ impl Run {
             })
             .or_else(|| {
                 results.iter().find_map(|result| match result {
-                    RecipientResult::Permanent { reply } => Some(reply),
+                    RecipientResult::Permanent { reply, .. } => Some(reply),
                     RecipientResult::Transient { reason } => Some(reason),
                     RecipientResult::Delivered { .. } => None,
                 })
@@ -377,6 +377,7 @@ fn settle_all(batch: &Batch, error: &PlanError, attempts: Vec<Attempt>) -> Trans
     let result = match error {
         PlanError::NoRoute(_) => RecipientResult::Permanent {
             reply: reason.clone(),
+            status: "5.1.2".into(),
         },
         PlanError::DnsUnavailable | PlanError::NoAddress(_) | PlanError::NoRelayHost => {
             RecipientResult::Transient {
