@@ -152,7 +152,8 @@ fn old_store(dir: &Path, version: i64) {
         params![JDOE, usage],
     )
     .expect("mail file");
-    let folders: [(i64, &str, i64, i64, bool, Option<i64>); 6] = [
+    // (id, name, uidvalidity, uidnext, subscribed, special use)
+    let folders = [
         (1, "Inbox", 1_700_000_001, 4, true, None),
         (2, "Sent", 1_700_000_002, 1, true, Some(1)),
         (3, "Drafts", 1_700_000_003, 1, true, Some(2)),
