@@ -345,13 +345,22 @@ impl Router {
             info!(target: "router", "Router: Transferring mail to domain {queue} (host {}) via SMTP",
                 match &via { SmtpVia::Relay(r) => r.to_string(), SmtpVia::Mx(d) => format!("MX of {d}") });
         }
-        let size = msg.data.len() as u64;
+        let data = match self.shared().store.message_data(id) {
+            Ok(Some(data)) => data,
+            Ok(None) => return done(None),
+            Err(e) => {
+                warn!(target: "router", "Router: cannot read message {id} for transfer: {e}");
+                let next = now_ms() + 60_000;
+                return done(Some((e.to_string(), false, next)));
+            }
+        };
+        let size = msg.size;
         let batch = Batch {
             from: msg.from.clone(),
             recipients: rcpts.clone(),
-            data: msg.data.clone(),
+            body_8bit: data.iter().any(|b| *b >= 0x80),
+            data: Arc::new(data),
             size,
-            body_8bit: msg.data.iter().any(|b| *b >= 0x80),
         };
         self.shared().stats.transfer_active.fetch_add(0, Relaxed);
         let report = transferer.send(&dest, &batch).await;

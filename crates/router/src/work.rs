@@ -234,7 +234,7 @@ impl Router {
             .message_id
             .clone()
             .unwrap_or_else(|| format!("{}", msg.id));
-        let size = msg.data.len() as u64;
+        let size = msg.size;
         let mut s = Settlement {
             message: msg.id,
             outcomes: Vec::new(),
@@ -328,9 +328,9 @@ impl Router {
                         }
                         *used += size;
                         s.deliveries.push(Delivery {
+                            recipient: addr.clone(),
                             mail_file: mail_file.clone(),
                             folder: "Inbox".into(),
-                            data: msg.data.to_vec(),
                             internal_date: now,
                             route_servers: vec![server.clone()],
                             route_times: vec![now],
@@ -418,7 +418,7 @@ impl Router {
     ) {
         let shared = &self.shared;
         let server = snap.server.name.to_string();
-        let size = msg.data.len() as u64;
+        let size = msg.size;
         let first = failures[0].1.reason.clone();
         let is_report = msg.kind == MessageKind::Report || msg.from.is_empty();
         let (outcome, state) = if is_report {
@@ -470,10 +470,18 @@ impl Router {
             .collect();
         let route_servers = [server.clone()];
         let unique = format!("{}.{}", msg.id, now);
+        let original = match shared.store.message_data(msg.id) {
+            Ok(Some(data)) => data,
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                warn!(target: "router", "Router: cannot read message {msg_id} for its failure report: {e}");
+                Vec::new()
+            }
+        };
         let r = report::delivery_failure(&ReportInput {
             reporting_host: &snap.server.hostname,
             original_from: &msg.from,
-            original: &msg.data,
+            original: &original,
             route_servers: &route_servers,
             arrival: msg.received_at,
             failures: &failed,
