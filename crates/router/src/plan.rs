@@ -159,7 +159,6 @@ impl Planner<'_> {
                         recipient: addr.clone(),
                         mail_file: mail_file.clone(),
                         folder: "Inbox".into(),
-                        data: msg.data.to_vec(),
                         internal_date: now,
                         route_servers: vec![server.clone()],
                         route_times: vec![now],

@@ -4,11 +4,11 @@
 //! what the router says.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::bodies::{self, Body};
 use crate::error::{Res, StoreError};
 use crate::events;
 use crate::mailfile::{self, PreparedDelivery};
@@ -44,8 +44,24 @@ pub(crate) fn code_column<T>(
 
 // ---- writes ----
 
-/// Inserts a message and its recipients (each address once, in order).
-pub(crate) fn insert(conn: &Connection, msg: Incoming) -> Res<QueuedMessage> {
+/// A message for the mail box with its body apart, its header fields read.
+pub(crate) struct NewMessage {
+    msg: Incoming,
+    body: Body,
+}
+
+impl From<Incoming> for NewMessage {
+    /// Reads the body's header fields: call it on the caller's task where it
+    /// can (`Store::accept`), to keep the writer thread lean.
+    fn from(mut msg: Incoming) -> NewMessage {
+        let body = Body::new(std::mem::take(&mut msg.data));
+        NewMessage { msg, body }
+    }
+}
+
+/// Inserts a message, its body and its recipients (each address once, in order).
+pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<QueuedMessage> {
+    let NewMessage { msg, body } = msg.into();
     let mut seen = HashSet::with_capacity(msg.recipients.len());
     let recipients: Vec<(String, String)> = msg
         .recipients
@@ -58,8 +74,9 @@ pub(crate) fn insert(conn: &Connection, msg: Incoming) -> Res<QueuedMessage> {
     if recipients.is_empty() {
         return Err(StoreError::NoRecipients.into());
     }
+    let body_id = bodies::insert(conn, &body)?;
     conn.prepare_cached(
-        "INSERT INTO messages (state, sender, received_at, kind, hop_count, origin, message_id, subject, size, data)
+        "INSERT INTO messages (state, sender, received_at, kind, hop_count, origin, message_id, subject, size, body)
          VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
@@ -70,8 +87,8 @@ pub(crate) fn insert(conn: &Connection, msg: Incoming) -> Res<QueuedMessage> {
         msg.origin,
         msg.message_id,
         msg.subject,
-        len_i64(msg.data.len()),
-        msg.data,
+        body.size(),
+        body_id,
     ])?;
     let id = conn.last_insert_rowid();
     let mut add = conn.prepare_cached(
@@ -94,8 +111,7 @@ pub(crate) fn insert(conn: &Connection, msg: Incoming) -> Res<QueuedMessage> {
     Ok(QueuedMessage {
         id,
         from: msg.from,
-        size: msg.data.len() as u64,
-        data: Arc::new(msg.data),
+        size: u64::try_from(body.data.len()).unwrap_or(u64::MAX),
         received_at: msg.received_at,
         kind: msg.kind,
         hop_count: msg.hop_count,
@@ -323,7 +339,7 @@ pub(crate) fn settle(
             continue;
         }
         let mail_file = delivery.delivery.mail_file.clone();
-        let uid = mailfile::deliver(tx, delivery)?;
+        let uid = mailfile::deliver(tx, id, delivery)?;
         delivered.push((mail_file, uid));
     }
     // A report is about failed recipients: it is written once, with their failures.
@@ -406,16 +422,14 @@ pub(crate) fn delete(conn: &Connection, id: MessageId) -> Res<bool> {
 // ---- reads ----
 
 const MESSAGE_COLUMNS: &str =
-    "id, sender, data, received_at, kind, hop_count, state, message_id, subject";
+    "id, sender, size, received_at, kind, hop_count, state, message_id, subject";
 
 /// A message row of `MESSAGE_COLUMNS`, recipients still to load.
 fn message_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
-    let data: Vec<u8> = row.get(2)?;
     Ok(QueuedMessage {
         id: row.get(0)?,
         from: row.get(1)?,
-        size: data.len() as u64,
-        data: Arc::new(data),
+        size: row.get(2)?,
         received_at: row.get(3)?,
         kind: code_column(row, 4, MessageKind::from_code)?,
         hop_count: row.get(5)?,
@@ -482,13 +496,6 @@ pub(crate) fn pending_page(conn: &Connection, after: MessageId, limit: usize) ->
         message.recipients = recipients_of(conn, message.id, true)?;
     }
     Ok(messages)
-}
-
-pub(crate) fn message_data(conn: &Connection, id: MessageId) -> Res<Option<Vec<u8>>> {
-    Ok(conn
-        .prepare_cached("SELECT data FROM messages WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?)
 }
 
 pub(crate) fn message(conn: &Connection, id: MessageId) -> Res<Option<QueuedMessage>> {

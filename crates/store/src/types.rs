@@ -5,7 +5,6 @@
 //! All times are Unix milliseconds.
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -164,13 +163,14 @@ impl RecipientStatus {
     }
 }
 
-/// A mail box entry as the router sees it.
+/// A mail box entry as the router sees it: no body (read it with
+/// `Store::message_data` where the bytes are needed), so what the router, its
+/// channel and its queues hold stays small.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuedMessage {
     pub id: MessageId,
     pub from: String,
-    pub data: Arc<Vec<u8>>,
-    /// The message's size in bytes.
+    /// The body's size in bytes.
     pub size: u64,
     pub received_at: i64,
     pub kind: MessageKind,
@@ -264,7 +264,9 @@ pub enum RecipientUpdate {
     },
 }
 
-/// One copy of a message put into a mail file folder.
+/// One copy of a message put into a mail file folder. Its body is the settled
+/// message's, shared: the entry refers to the body the mail box stored, which
+/// is neither read nor copied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Delivery {
     /// The recipient whose outcome this delivery belongs to: it is made only
@@ -273,7 +275,6 @@ pub struct Delivery {
     pub mail_file: String,
     /// Created if missing; normally `"Inbox"`.
     pub folder: String,
-    pub data: Vec<u8>,
     pub internal_date: i64,
     pub route_servers: Vec<String>,
     pub route_times: Vec<i64>,

@@ -19,7 +19,7 @@ fn delivered_to_jdoe(id: i64) -> Settlement {
     Settlement {
         message: id,
         outcomes: vec![("jdoe@acme.com".to_owned(), done(RecipientStatus::Delivered))],
-        deliveries: vec![delivery("mail/jdoe", "once")],
+        deliveries: vec![delivery("mail/jdoe", "jdoe@acme.com")],
         ..Settlement::default()
     }
 }
@@ -81,7 +81,7 @@ async fn derived_rows_keep_their_parent_and_hold_the_message() {
                     },
                 ),
             ],
-            deliveries: vec![delivery("mail/jdoe", "group")],
+            deliveries: vec![delivery("mail/jdoe", "jdoe@acme.com")],
             ..Settlement::default()
         }])
         .await
@@ -146,11 +146,7 @@ async fn rows_derived_from_a_settled_parent_are_not_added() {
             ("sales@acme.com".into(), done(RecipientStatus::Expanded)),
             ("ann@acme.com".into(), done(RecipientStatus::Delivered)),
         ],
-        deliveries: vec![{
-            let mut d = delivery("mail/ann", "member");
-            d.recipient = "ann@acme.com".into();
-            d
-        }],
+        deliveries: vec![delivery("mail/ann", "ann@acme.com")],
         ..Settlement::default()
     };
     store.settle(vec![expand()]).await.expect("first pass");
