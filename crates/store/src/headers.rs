@@ -3,11 +3,6 @@
 //! stored (`bodies::Body::new`) — on the caller's task where it can be, not
 //! on the writer thread, and never per delivery.
 
-use mail_parser::MessageParser;
-
-/// Headers beyond this many bytes are not looked at (a real header block is far smaller).
-const MAX_HEADER_BYTES: usize = 256 * 1024;
-
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct HeaderMeta {
     pub from: String,
@@ -18,49 +13,19 @@ pub(crate) struct HeaderMeta {
 }
 
 /// The header block: up to and including the first empty line (the whole
-/// message if there is none).
+/// message if there is none), as the one header reader finds it.
 pub(crate) fn header_block(data: &[u8]) -> &[u8] {
-    let mut line_start = 0;
-    for (i, byte) in data.iter().enumerate() {
-        if *byte == b'\n' {
-            let line = &data[line_start..i];
-            if line.is_empty() || line == b"\r" {
-                return &data[..=i];
-            }
-            line_start = i + 1;
-        }
-    }
-    data
+    headers::block(data)
 }
 
+/// The listing fields, read by the one header reader (the `headers` crate).
 pub(crate) fn scan(data: &[u8]) -> HeaderMeta {
-    let head = &data[..data.len().min(MAX_HEADER_BYTES)];
-    let Some(message) = MessageParser::new().parse_headers(header_block(head)) else {
-        return HeaderMeta::default();
-    };
-    let from = message
-        .from()
-        .map(|address| {
-            address
-                .iter()
-                .map(|addr| match (addr.name(), addr.address()) {
-                    (Some(name), Some(email)) => format!("{name} <{email}>"),
-                    (Some(only), None) | (None, Some(only)) => only.to_owned(),
-                    (None, None) => String::new(),
-                })
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
+    let f = headers::fields(data);
     HeaderMeta {
-        from,
-        subject: message.subject().unwrap_or_default().to_owned(),
-        date: message
-            .date()
-            .filter(|d| d.is_valid())
-            .map(|d| d.to_timestamp().saturating_mul(1000)),
-        message_id: message.message_id().map(str::to_owned),
+        from: f.from,
+        subject: f.subject.unwrap_or_default(),
+        date: f.date,
+        message_id: f.message_id,
     }
 }
 
