@@ -211,6 +211,8 @@ where
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
         }
     }
+    // Stop listening at once; then end the sessions still running.
+    drop(listener);
     sessions.shutdown().await;
     Ok(())
 }
