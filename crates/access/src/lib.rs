@@ -32,6 +32,10 @@ pub struct AccessConfig {
     pub idle_timeout: Duration,
     /// Longest command line accepted, in bytes.
     pub max_line: usize,
+    /// Concurrent sessions of one listener; more are refused at connect.
+    pub max_sessions: usize,
+    /// Concurrent sessions of one listener from one client address.
+    pub max_sessions_per_host: usize,
 }
 
 impl AccessConfig {
@@ -46,6 +50,8 @@ impl AccessConfig {
                 Protocol::Imap => Duration::from_secs(30 * 60),
             },
             max_line: 8192,
+            max_sessions: 1000,
+            max_sessions_per_host: 50,
         }
     }
 }

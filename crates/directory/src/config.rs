@@ -190,6 +190,24 @@ pub struct Config {
     pub retry_cap: Duration,
     pub expire_after: Duration,
     pub low_priority_window: TimeWindow,
+    /// Concurrent sessions of one SMTP listener.
+    pub smtp_max_sessions: u32,
+    /// Concurrent sessions of one SMTP listener from one client address.
+    pub smtp_max_sessions_per_host: u32,
+    /// A whole SMTP command line must arrive within this long.
+    pub smtp_command_timeout: Duration,
+    /// The message after `354` must arrive within this long.
+    pub smtp_data_timeout: Duration,
+    /// An SMTP session ends after this long whatever it does.
+    pub smtp_session_timeout: Duration,
+    /// 5xx replies after which an SMTP session is closed.
+    pub smtp_hard_error_limit: u32,
+    /// Message bytes all SMTP sessions of the server may be receiving at once.
+    pub smtp_inflight_message_bytes: Size,
+    /// Concurrent sessions of one POP3 or IMAP listener.
+    pub access_max_sessions: u32,
+    /// Concurrent sessions of one POP3 or IMAP listener from one client address.
+    pub access_max_sessions_per_host: u32,
     pub inbound: Inbound,
     pub outbound: Outbound,
     pub rules: Vec<Rule>,
@@ -220,6 +238,15 @@ impl Default for Config {
             retry_cap: Duration::from_secs(4 * 3600),
             expire_after: Duration::from_secs(24 * 3600),
             low_priority_window: TimeWindow::MIDNIGHT_TO_SIX,
+            smtp_max_sessions: 1000,
+            smtp_max_sessions_per_host: 50,
+            smtp_command_timeout: Duration::from_secs(5 * 60),
+            smtp_data_timeout: Duration::from_secs(15 * 60),
+            smtp_session_timeout: Duration::from_secs(3600),
+            smtp_hard_error_limit: 20,
+            smtp_inflight_message_bytes: Size(512 << 20),
+            access_max_sessions: 1000,
+            access_max_sessions_per_host: 50,
             inbound: Inbound::default(),
             outbound: Outbound::default(),
             rules: Vec::new(),
@@ -279,6 +306,15 @@ pub struct ConfigurationDoc {
     pub retry_cap: Option<Duration>,
     pub expire_after: Option<Duration>,
     pub low_priority_window: Option<TimeWindow>,
+    pub smtp_max_sessions: Option<u32>,
+    pub smtp_max_sessions_per_host: Option<u32>,
+    pub smtp_command_timeout: Option<Duration>,
+    pub smtp_data_timeout: Option<Duration>,
+    pub smtp_session_timeout: Option<Duration>,
+    pub smtp_hard_error_limit: Option<u32>,
+    pub smtp_inflight_message_bytes: Option<Size>,
+    pub access_max_sessions: Option<u32>,
+    pub access_max_sessions_per_host: Option<u32>,
     pub inbound: InboundDoc,
     pub outbound: OutboundDoc,
     pub rules: Option<Vec<Rule>>,
@@ -320,6 +356,15 @@ impl ConfigurationDoc {
             retry_cap: None,
             expire_after: None,
             low_priority_window: None,
+            smtp_max_sessions: None,
+            smtp_max_sessions_per_host: None,
+            smtp_command_timeout: None,
+            smtp_data_timeout: None,
+            smtp_session_timeout: None,
+            smtp_hard_error_limit: None,
+            smtp_inflight_message_bytes: None,
+            access_max_sessions: None,
+            access_max_sessions_per_host: None,
             inbound: InboundDoc::default(),
             outbound: OutboundDoc::default(),
             rules: None,
@@ -336,6 +381,11 @@ impl ConfigurationDoc {
             max_hop_count, hold_undeliverable, journal_to, verify_local_recipients,
             max_message_size, transfer_threads, max_concurrent_transfers, delivery_threads,
             initial_retry, retry_cap, expire_after, low_priority_window, rules,
+        );
+        overlay!(config, self;
+            smtp_max_sessions, smtp_max_sessions_per_host, smtp_command_timeout,
+            smtp_data_timeout, smtp_session_timeout, smtp_hard_error_limit,
+            smtp_inflight_message_bytes, access_max_sessions, access_max_sessions_per_host,
         );
         overlay!(config.inbound, self.inbound;
             relay_enforcement, internal_hosts, relay_exempt_hosts, authenticated_may_relay,
@@ -409,6 +459,19 @@ mod tests {
         );
         assert_eq!(c.initial_retry, Duration::from_secs(900));
         assert!(c.inbound.authenticated_may_relay && c.verify_local_recipients);
+        assert_eq!(
+            (c.smtp_max_sessions, c.smtp_max_sessions_per_host),
+            (1000, 50)
+        );
+        assert_eq!(c.smtp_command_timeout, Duration::from_secs(300));
+        assert_eq!(c.smtp_data_timeout, Duration::from_secs(900));
+        assert_eq!(c.smtp_session_timeout, Duration::from_secs(3600));
+        assert_eq!(c.smtp_hard_error_limit, 20);
+        assert_eq!(c.smtp_inflight_message_bytes, "512MB".parse().unwrap());
+        assert_eq!(
+            (c.access_max_sessions, c.access_max_sessions_per_host),
+            (1000, 50)
+        );
         assert_eq!(merge([]), c);
     }
 }

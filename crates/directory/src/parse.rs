@@ -610,6 +610,15 @@ impl FileReader<'_> {
                 "retry_cap",
                 "expire_after",
                 "low_priority_window",
+                "smtp_max_sessions",
+                "smtp_max_sessions_per_host",
+                "smtp_command_timeout",
+                "smtp_data_timeout",
+                "smtp_session_timeout",
+                "smtp_hard_error_limit",
+                "smtp_inflight_message_bytes",
+                "access_max_sessions",
+                "access_max_sessions_per_host",
                 "inbound",
                 "outbound",
                 "rule",
@@ -658,6 +667,17 @@ impl FileReader<'_> {
         doc.retry_cap = t.opt(r, "retry_cap", &duration);
         doc.expire_after = t.opt(r, "expire_after", &duration);
         doc.low_priority_window = t.opt(r, "low_priority_window", parsed);
+        doc.smtp_max_sessions = t.opt(r, "smtp_max_sessions", int_in(1, 1_000_000));
+        doc.smtp_max_sessions_per_host =
+            t.opt(r, "smtp_max_sessions_per_host", int_in(1, 1_000_000));
+        doc.smtp_command_timeout = t.opt(r, "smtp_command_timeout", &duration);
+        doc.smtp_data_timeout = t.opt(r, "smtp_data_timeout", &duration);
+        doc.smtp_session_timeout = t.opt(r, "smtp_session_timeout", &duration);
+        doc.smtp_hard_error_limit = t.opt(r, "smtp_hard_error_limit", int_in(1, 100_000));
+        doc.smtp_inflight_message_bytes = t.opt(r, "smtp_inflight_message_bytes", parsed);
+        doc.access_max_sessions = t.opt(r, "access_max_sessions", int_in(1, 1_000_000));
+        doc.access_max_sessions_per_host =
+            t.opt(r, "access_max_sessions_per_host", int_in(1, 1_000_000));
         if let Some(inbound) = t.table(r, "inbound") {
             doc.inbound = inbound_doc(r, &inbound);
         }
@@ -1049,5 +1069,90 @@ fn password_hash(s: &str) -> Result<String, ValueError> {
         Err(ValueError::new(
             "passwords must be argon2 hashes (use mailhop passwd)",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::{NotesName, Size, parse_str};
+
+    const BASE: &str = r#"
+[domain]
+name = "Acme"
+
+[[server]]
+name = "Mail/Acme"
+hostname = "mail.acme.com"
+"#;
+
+    #[test]
+    fn session_limits_are_read_and_merged() {
+        let text = format!(
+            r#"{BASE}
+[[configuration]]
+server = "*"
+smtp_max_sessions = 20
+smtp_command_timeout = "30s"
+access_max_sessions = 7
+
+[[configuration]]
+server = "Mail/Acme"
+smtp_max_sessions_per_host = 3
+smtp_data_timeout = "2m"
+smtp_session_timeout = "1h30m"
+smtp_hard_error_limit = 5
+smtp_inflight_message_bytes = "64MB"
+access_max_sessions_per_host = 4
+"#
+        );
+        let dir = parse_str(&text, Path::new("acme.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let name: NotesName = "Mail/Acme".parse().expect("name");
+        let c = dir.config_for(&name);
+        assert_eq!((c.smtp_max_sessions, c.smtp_max_sessions_per_host), (20, 3));
+        assert_eq!(c.smtp_command_timeout, Duration::from_secs(30));
+        assert_eq!(c.smtp_data_timeout, Duration::from_secs(120));
+        assert_eq!(c.smtp_session_timeout, Duration::from_secs(5400));
+        assert_eq!(c.smtp_hard_error_limit, 5);
+        assert_eq!(c.smtp_inflight_message_bytes, Size(64 << 20));
+        assert_eq!(
+            (c.access_max_sessions, c.access_max_sessions_per_host),
+            (7, 4)
+        );
+    }
+
+    #[test]
+    fn bad_session_limits_are_errors() {
+        for (line, field) in [
+            ("smtp_max_sessions = 0", "smtp_max_sessions"),
+            (
+                "smtp_max_sessions_per_host = -1",
+                "smtp_max_sessions_per_host",
+            ),
+            ("smtp_command_timeout = \"0s\"", "smtp_command_timeout"),
+            ("smtp_data_timeout = \"soon\"", "smtp_data_timeout"),
+            ("smtp_session_timeout = 5", "smtp_session_timeout"),
+            ("smtp_hard_error_limit = 0", "smtp_hard_error_limit"),
+            (
+                "smtp_inflight_message_bytes = \"lots\"",
+                "smtp_inflight_message_bytes",
+            ),
+            ("access_max_sessions = 0", "access_max_sessions"),
+            (
+                "access_max_sessions_per_host = 0",
+                "access_max_sessions_per_host",
+            ),
+        ] {
+            let text = format!("{BASE}\n[[configuration]]\nserver = \"*\"\n{line}\n");
+            let errors = parse_str(&text, Path::new("acme.toml"))
+                .err()
+                .unwrap_or_else(|| panic!("{line} accepted"));
+            assert!(
+                errors.0.iter().any(|e| e.field.ends_with(field)),
+                "{line}: {errors}"
+            );
+        }
     }
 }

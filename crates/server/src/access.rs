@@ -22,7 +22,10 @@ impl AccessHandler for Handler {
         let Some(inst) = self.inst.upgrade() else {
             return Arc::new(AccessConfig::new("localhost", protocol));
         };
-        let mut c = AccessConfig::new(inst.snapshot().server.hostname.clone(), protocol);
+        let snap = inst.snapshot();
+        let mut c = AccessConfig::new(snap.server.hostname.clone(), protocol);
+        c.max_sessions = snap.config.access_max_sessions as usize;
+        c.max_sessions_per_host = snap.config.access_max_sessions_per_host as usize;
         c.tls = inst.tls.load().as_ref().clone();
         c.implicit_tls = self.implicit_tls;
         Arc::new(c)

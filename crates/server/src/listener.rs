@@ -103,6 +103,14 @@ impl SessionHandler for Handler {
             auth,
             tls: inst.tls.load().as_ref().clone(),
             max_message_size: snap.config.max_message_size.0,
+            idle_timeout: snap.config.smtp_command_timeout,
+            command_timeout: snap.config.smtp_command_timeout,
+            data_timeout: snap.config.smtp_data_timeout,
+            session_timeout: snap.config.smtp_session_timeout,
+            max_errors: snap.config.smtp_hard_error_limit,
+            max_sessions: snap.config.smtp_max_sessions as usize,
+            max_sessions_per_host: snap.config.smtp_max_sessions_per_host as usize,
+            inflight_message_bytes: snap.config.smtp_inflight_message_bytes.0,
             // `set config SMTPDebug=N` outlives directory reloads.
             debug: inst
                 .config_override("smtpdebug")

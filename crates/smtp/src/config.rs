@@ -46,10 +46,29 @@ pub struct ListenerConfig {
     pub max_line_length: usize,
     /// Longest message line accepted during DATA (without CRLF).
     pub max_data_line_length: usize,
-    /// Silence from the client this long ends the session with `421 4.4.2`.
+    /// Silence from the client this long (or a write the client does not
+    /// take this long) ends the session with `421 4.4.2`.
     pub idle_timeout: Duration,
-    /// After this many bad commands the session is closed with `421`.
+    /// A whole command line must arrive within this long of the prompt,
+    /// however its bytes trickle in (`smtp_command_timeout`).
+    pub command_timeout: Duration,
+    /// The message after `354` must end within this long (`smtp_data_timeout`).
+    pub data_timeout: Duration,
+    /// The whole session must end within this long (`smtp_session_timeout`).
+    pub session_timeout: Duration,
+    /// After this many 5xx replies the session is closed with `421 4.7.0`
+    /// (`smtp_hard_error_limit`, Postfix's `smtpd_hard_error_limit`).
     pub max_errors: u32,
+    /// Concurrent sessions of one listener; more get `421 4.7.0` at connect
+    /// (`smtp_max_sessions`).
+    pub max_sessions: usize,
+    /// Concurrent sessions of one listener from one client address
+    /// (`smtp_max_sessions_per_host`).
+    pub max_sessions_per_host: usize,
+    /// Message bytes being received at once by all sessions sharing one
+    /// [`SmtpStats`](crate::SmtpStats) (all listeners of a server); a message
+    /// that does not fit gets `452 4.3.1` (`smtp_inflight_message_bytes`).
+    pub inflight_message_bytes: u64,
     /// `SMTPDebug` (0..4).
     pub debug: u8,
     /// `SMTPDebugIO` (0, 1, 3, 4).
@@ -78,7 +97,13 @@ impl Default for ListenerConfig {
             max_line_length: 4096,
             max_data_line_length: 1_000_000,
             idle_timeout: Duration::from_secs(300),
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(15 * 60),
+            session_timeout: Duration::from_secs(3600),
             max_errors: 20,
+            max_sessions: 1000,
+            max_sessions_per_host: 50,
+            inflight_message_bytes: 512 * 1024 * 1024,
             debug: 0,
             debug_io: 0,
         }

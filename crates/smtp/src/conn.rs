@@ -1,11 +1,16 @@
 //! Buffered, timed I/O of one session: command lines, raw chunks for DATA,
 //! and replies gathered so that a pipelined batch is answered in one write.
 //!
-//! Owns the read and write buffers and the idle timeout; it does not parse
-//! commands or decide replies.
+//! Owns the read and write buffers and the timeouts: an idle timeout per
+//! read and write, a deadline for each command line (set when the line is
+//! asked for, so a client trickling bytes cannot hold it open), a deadline
+//! the session sets for DATA, and the whole session's deadline. It does not
+//! parse commands or decide replies.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use memchr::memchr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -36,21 +41,44 @@ pub(crate) struct Conn<T> {
     wbuf: Vec<u8>,
     /// Skipping the rest of an over-long line.
     discarding: bool,
-    timeout: Duration,
+    timeouts: Timeouts,
+    /// The read in progress must be done by then.
+    deadline: Instant,
     stats: Arc<SmtpStats>,
     trace: Trace,
 }
 
+/// The timeouts of one session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// Per read and per write.
+    pub(crate) idle: Duration,
+    /// For one whole command line.
+    pub(crate) command: Duration,
+    /// When the session ends whatever it is doing.
+    pub(crate) session_deadline: Instant,
+}
+
+impl Timeouts {
+    /// `within` from now, but not past the session's deadline.
+    pub(crate) fn deadline(&self, within: Duration) -> Instant {
+        Instant::now()
+            .checked_add(within)
+            .map_or(self.session_deadline, |at| at.min(self.session_deadline))
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
-    pub(crate) fn new(io: T, timeout: Duration, stats: Arc<SmtpStats>, trace: Trace) -> Conn<T> {
+    pub(crate) fn new(io: T, timeouts: Timeouts, stats: Arc<SmtpStats>, trace: Trace) -> Conn<T> {
         Conn {
+            deadline: timeouts.deadline(timeouts.command),
             io,
             rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
             start: 0,
             end: 0,
             wbuf: Vec::with_capacity(1024),
             discarding: false,
-            timeout,
+            timeouts,
             stats,
             trace,
         }
@@ -77,6 +105,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         self.end = 0;
     }
 
+    /// Reads from now on must be done within `within` (and the session's
+    /// deadline).
+    pub(crate) fn set_deadline(&mut self, within: Duration) {
+        self.deadline = self.timeouts.deadline(within);
+    }
+
     /// Flushes pending replies, then waits for more input.
     pub(crate) async fn fill(&mut self) -> Result<(), SessionError> {
         self.flush().await?;
@@ -88,8 +122,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             self.end -= self.start;
             self.start = 0;
         }
+        // A client whose bytes are always ready still meets the deadline.
+        if Instant::now() >= self.deadline {
+            return Err(SessionError::Timeout);
+        }
         let free = &mut self.rbuf[self.end..];
-        let n = tokio::time::timeout(self.timeout, self.io.read(free))
+        let limit = self
+            .timeouts
+            .deadline(self.timeouts.idle)
+            .min(self.deadline);
+        let n = tokio::time::timeout_at(limit, self.io.read(free))
             .await
             .map_err(|_| SessionError::Timeout)??;
         if n == 0 {
@@ -102,12 +144,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
     }
 
     /// Reads one line (LF included) into `line`; lines over `max` bytes
-    /// (CRLF not counted) are reported as soon as they pass the limit.
+    /// (CRLF not counted) are reported as soon as they pass the limit. The
+    /// whole line must arrive within the command timeout.
     pub(crate) async fn read_line(
         &mut self,
         line: &mut Vec<u8>,
         max: usize,
     ) -> Result<Line, SessionError> {
+        self.set_deadline(self.timeouts.command);
         let max = max.min(READ_BUFFER - 2);
         loop {
             if self.discarding {
@@ -171,7 +215,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             self.io.write_all(&self.wbuf).await?;
             self.io.flush().await
         };
-        tokio::time::timeout(self.timeout, write)
+        tokio::time::timeout(self.timeouts.idle, write)
             .await
             .map_err(|_| SessionError::Timeout)??;
         self.trace.io("wrote", &self.wbuf);
@@ -183,7 +227,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
     /// Sends what is queued and closes the stream (TLS close_notify), best effort.
     pub(crate) async fn close(&mut self) {
         if self.flush().await.is_ok() {
-            let _ = tokio::time::timeout(self.timeout, self.io.shutdown()).await;
+            let _ = tokio::time::timeout(self.timeouts.idle, self.io.shutdown()).await;
         }
     }
 }

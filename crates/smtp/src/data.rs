@@ -1,10 +1,16 @@
 //! The DATA body decoder: finds the `<CRLF>.<CRLF>` end, undoes
-//! dot-stuffing, turns bare LF into CRLF and enforces the size, NUL and
-//! line-length limits, chunk by chunk, without allocating per line.
+//! dot-stuffing and enforces the size, NUL, line-length and line-end
+//! limits, chunk by chunk, without allocating per line.
+//!
+//! Only `CRLF . CRLF` ends a message (RFC 5321 §4.1.1.4). A bare LF (LF not
+//! preceded by CR) or a bare CR (CR not followed by LF) is never a line end,
+//! so `\n.\n`, `\r\n.\n`, `\r.\r` and the like never end or split a message
+//! (SMTP smuggling). What happens to the message holding one depends on
+//! [`BareNewlines`].
 //!
 //! Owns only byte-level decoding; it does no I/O and never sees commands.
 
-use memchr::memchr2;
+use memchr::memchr3;
 
 use crate::Reply;
 
@@ -17,6 +23,16 @@ pub(crate) enum DataProblem {
     Nul,
     #[error("Message contains a line longer than {0} bytes")]
     LongLine(usize),
+    #[error(
+        "Message refused: bare LF (line feed without carriage return) is not allowed; see RFC 5321 section 2.3.8"
+    )]
+    BareLf,
+    #[error(
+        "Message refused: bare CR (carriage return without line feed) is not allowed; see RFC 5321 section 2.3.8"
+    )]
+    BareCr,
+    #[error("Insufficient system storage")]
+    NoStorage,
 }
 
 impl DataProblem {
@@ -26,14 +42,29 @@ impl DataProblem {
             DataProblem::Nul | DataProblem::LongLine(_) => {
                 Reply::new(554, (5, 6, 0), self.to_string())
             }
+            DataProblem::BareLf | DataProblem::BareCr => {
+                Reply::new(554, (5, 5, 2), self.to_string())
+            }
+            DataProblem::NoStorage => Reply::new(452, (4, 3, 1), self.to_string()),
         }
     }
+}
+
+/// What a bare LF or bare CR in a message does (it never ends a line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BareNewlines {
+    /// The message is refused with `554 5.5.2` once its end is read
+    /// (Postfix `smtpd_forbid_bare_newline`).
+    Refuse,
+    /// Stored as CRLF, but still not a line end: a dot after it is content
+    /// and cannot end the message.
+    Normalize,
 }
 
 /// Where the decoder stands within the current line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LineState {
-    /// At the first byte of a line.
+    /// At the first byte of a line (after CRLF, or at the start of data).
     Start,
     /// The line began with a dot (removed).
     Dot,
@@ -41,6 +72,8 @@ enum LineState {
     DotCr,
     /// Inside a line.
     Middle,
+    /// Inside a line, after a CR not yet stored: LF makes it a line end.
+    Cr,
 }
 
 /// Result of feeding one chunk.
@@ -56,26 +89,25 @@ pub(crate) enum Feed {
 #[derive(Debug)]
 pub(crate) struct DataDecoder {
     state: LineState,
-    /// The last byte stored was CR.
-    prev_cr: bool,
-    /// Bytes of the current line so far (CR included, LF not).
+    /// Bytes of the current line so far (CR and LF not counted).
     line_len: usize,
     /// Decoded size, including what was not stored.
     size: u64,
     max_size: u64,
     max_line: usize,
+    bare: BareNewlines,
     problem: Option<DataProblem>,
 }
 
 impl DataDecoder {
-    pub(crate) fn new(max_size: u64, max_line: usize) -> DataDecoder {
+    pub(crate) fn new(max_size: u64, max_line: usize, bare: BareNewlines) -> DataDecoder {
         DataDecoder {
             state: LineState::Start,
-            prev_cr: false,
             line_len: 0,
             size: 0,
             max_size,
             max_line,
+            bare,
             problem: None,
         }
     }
@@ -94,29 +126,31 @@ impl DataDecoder {
                     self.state = LineState::DotCr;
                     i += 1;
                 }
-                LineState::Dot | LineState::DotCr if byte == b'\n' => {
+                LineState::DotCr if byte == b'\n' => {
                     return Feed::Done { consumed: i + 1 };
                 }
-                LineState::DotCr => {
-                    self.emit(out, b"\r");
+                LineState::Cr if byte == b'\n' => {
+                    i += 1;
+                    self.end_line(out);
+                }
+                LineState::DotCr | LineState::Cr => {
+                    // The CR is not followed by LF; the byte is looked at again.
+                    self.bare_newline(out, DataProblem::BareCr);
                     self.state = LineState::Middle;
                 }
                 LineState::Start | LineState::Dot => self.state = LineState::Middle,
                 LineState::Middle => {
                     let rest = &input[i..];
-                    let Some(pos) = memchr2(b'\n', 0, rest) else {
+                    let Some(pos) = memchr3(b'\r', b'\n', 0, rest) else {
                         self.emit(out, rest);
-                        if self.line_len > self.max_line.saturating_add(1) {
-                            self.refuse(DataProblem::LongLine(self.max_line));
-                        }
                         return Feed::NeedMore;
                     };
                     self.emit(out, &rest[..pos]);
                     i += pos + 1;
-                    if rest[pos] == 0 {
-                        self.refuse(DataProblem::Nul);
-                    } else {
-                        self.end_line(out);
+                    match rest[pos] {
+                        b'\r' => self.state = LineState::Cr,
+                        b'\n' => self.bare_newline(out, DataProblem::BareLf),
+                        _ => self.refuse(DataProblem::Nul),
                     }
                 }
             }
@@ -129,25 +163,44 @@ impl DataDecoder {
         (self.size, self.problem)
     }
 
+    /// Refuses the message for a reason found outside the decoder; nothing
+    /// more is stored.
+    pub(crate) fn refuse(&mut self, problem: DataProblem) {
+        self.problem.get_or_insert(problem);
+    }
+
+    /// A line ended with CRLF.
     fn end_line(&mut self, out: &mut Vec<u8>) {
-        if self.line_len.saturating_sub(usize::from(self.prev_cr)) > self.max_line {
-            self.refuse(DataProblem::LongLine(self.max_line));
-        }
-        if self.prev_cr {
-            self.emit(out, b"\n");
-        } else {
-            self.emit(out, b"\r\n");
-        }
+        self.emit_raw(out, b"\r\n");
         self.line_len = 0;
         self.state = LineState::Start;
     }
 
+    /// A bare LF or CR: refused, or stored as CRLF without ending the line
+    /// (the next byte is never the start of a line, so never a dot that ends).
+    fn bare_newline(&mut self, out: &mut Vec<u8>, problem: DataProblem) {
+        match self.bare {
+            BareNewlines::Refuse => self.refuse(problem),
+            BareNewlines::Normalize => {
+                self.emit_raw(out, b"\r\n");
+                self.line_len = 0;
+            }
+        }
+    }
+
+    /// Line content (no CR, no LF).
     fn emit(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
-        let Some(&last) = bytes.last() else {
+        if bytes.is_empty() {
             return;
-        };
-        self.prev_cr = last == b'\r';
+        }
         self.line_len = self.line_len.saturating_add(bytes.len());
+        if self.line_len > self.max_line {
+            self.refuse(DataProblem::LongLine(self.max_line));
+        }
+        self.emit_raw(out, bytes);
+    }
+
+    fn emit_raw(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
         self.size = self.size.saturating_add(bytes.len() as u64);
         if self.size > self.max_size {
             self.refuse(DataProblem::TooBig);
@@ -155,10 +208,6 @@ impl DataDecoder {
         if self.problem.is_none() {
             out.extend_from_slice(bytes);
         }
-    }
-
-    fn refuse(&mut self, problem: DataProblem) {
-        self.problem.get_or_insert(problem);
     }
 }
 
@@ -174,7 +223,17 @@ mod tests {
         max_size: u64,
         max_line: usize,
     ) -> (Vec<u8>, Option<usize>, Option<DataProblem>) {
-        let mut decoder = DataDecoder::new(max_size, max_line);
+        decode_with(wire, chunk, max_size, max_line, BareNewlines::Refuse)
+    }
+
+    fn decode_with(
+        wire: &[u8],
+        chunk: usize,
+        max_size: u64,
+        max_line: usize,
+        bare: BareNewlines,
+    ) -> (Vec<u8>, Option<usize>, Option<DataProblem>) {
+        let mut decoder = DataDecoder::new(max_size, max_line, bare);
         let mut out = Vec::new();
         let mut offset = 0;
         let mut consumed = None;
@@ -207,18 +266,90 @@ mod tests {
         assert_eq!(simple(b".\r\n"), (Vec::new(), Some(3), None));
     }
 
-    #[test]
-    fn bare_lf_becomes_crlf_and_bare_lf_dot_ends() {
-        let (out, consumed, _) = simple(b"a\nb\r\n.\n");
-        assert_eq!(out, b"a\r\nb\r\n");
-        assert_eq!(consumed, Some(7));
+    /// The fake ends of SMTP smuggling, each followed by a smuggled message.
+    const FAKE_ENDS: [&[u8]; 6] = [
+        b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r\n.\r", b"\r.\r\n",
+    ];
+
+    fn smuggling(fake_end: &[u8]) -> Vec<u8> {
+        let mut wire = b"Subject: first\r\n\r\nbody".to_vec();
+        wire.extend_from_slice(fake_end);
+        wire.extend_from_slice(b"MAIL FROM:<admin@acme.com>\r\nRCPT TO:<x@acme.com>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n");
+        wire
     }
 
     #[test]
-    fn dot_cr_without_lf_is_content() {
-        let (out, consumed, _) = simple(b".\rx\r\n.\r\n");
-        assert_eq!(out, b"\rx\r\n");
+    fn fake_ends_never_end_the_message_and_refuse_it() {
+        for fake_end in FAKE_ENDS {
+            for chunk in [1, 2, 3, 7, 1000] {
+                let wire = smuggling(fake_end);
+                let (_, consumed, problem) = decode(&wire, chunk, u64::MAX, 1000);
+                let shown = fake_end.escape_ascii().to_string();
+                assert_eq!(consumed, Some(wire.len()), "{shown} ended early");
+                let expected = if fake_end.starts_with(b"\r\n.\n") || fake_end.starts_with(b"\n") {
+                    DataProblem::BareLf
+                } else {
+                    DataProblem::BareCr
+                };
+                assert_eq!(problem, Some(expected), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn normalized_fake_ends_stay_content() {
+        for fake_end in FAKE_ENDS {
+            let wire = smuggling(fake_end);
+            for chunk in [1, 5, 1000] {
+                let (out, consumed, problem) =
+                    decode_with(&wire, chunk, u64::MAX, 1000, BareNewlines::Normalize);
+                let shown = fake_end.escape_ascii().to_string();
+                assert_eq!(consumed, Some(wire.len()), "{shown} ended early");
+                assert_eq!(problem, None, "{shown}");
+                let text = String::from_utf8_lossy(&out);
+                assert!(text.contains("Subject: smuggled"), "{shown}: {text:?}");
+                // Every line end stored is CRLF.
+                assert!(
+                    !out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
+                    "{shown}: {text:?}"
+                );
+                assert!(
+                    !out.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'),
+                    "{shown}: {text:?}"
+                );
+            }
+        }
+        let (out, _, _) = decode_with(
+            b"a\nb\r\n.\r\n",
+            100,
+            u64::MAX,
+            1000,
+            BareNewlines::Normalize,
+        );
+        assert_eq!(out, b"a\r\nb\r\n");
+    }
+
+    #[test]
+    fn bare_lf_dot_lf_is_not_an_end() {
+        let (_, consumed, problem) = simple(b"a\nb\r\n.\n");
+        assert_eq!(consumed, None);
+        assert_eq!(problem, Some(DataProblem::BareLf));
+    }
+
+    #[test]
+    fn dot_cr_without_lf_is_a_bare_cr() {
+        let (_, consumed, problem) = simple(b".\rx\r\n.\r\n");
         assert_eq!(consumed, Some(8));
+        assert_eq!(problem, Some(DataProblem::BareCr));
+        let (out, _, problem) = decode_with(
+            b".\rx\r\n.\r\n",
+            100,
+            u64::MAX,
+            1000,
+            BareNewlines::Normalize,
+        );
+        assert_eq!(problem, None);
+        assert_eq!(out, b"\r\nx\r\n");
     }
 
     #[test]
@@ -277,13 +408,10 @@ mod tests {
         #[test]
         fn any_chunking_gives_the_original_lines(
             lines in proptest::collection::vec(
-                proptest::collection::vec(prop_oneof![Just(b'.'), Just(b'\r'), Just(b'a'), any::<u8>().prop_filter("no LF/NUL/CR", |b| *b != b'\n' && *b != 0 && *b != b'\r')], 0..20),
+                proptest::collection::vec(prop_oneof![Just(b'.'), Just(b'a'), any::<u8>().prop_filter("no LF/NUL/CR", |b| *b != b'\n' && *b != 0 && *b != b'\r')], 0..20),
                 0..20),
             chunk in 1usize..16,
         ) {
-            // A CR at the end of a line would merge with the CRLF: the client
-            // cannot send that unambiguously, so leave it out.
-            let lines: Vec<Vec<u8>> = lines.into_iter().map(|mut l| { while l.last() == Some(&b'\r') { l.pop(); } l }).collect();
             let wire = stuff(&lines);
             let (out, consumed, problem) = decode(&wire, chunk, u64::MAX, 1000);
             let mut expected = Vec::new();
@@ -294,6 +422,38 @@ mod tests {
             prop_assert_eq!(problem, None);
             prop_assert_eq!(consumed, Some(wire.len()));
             prop_assert_eq!(out, expected);
+        }
+
+        /// Random bytes (rich in CR, LF, dots and NULs), in random chunks,
+        /// end exactly at the first CRLF.CRLF (or a leading .CRLF), in both
+        /// modes; a bare CR or LF before it always refuses the message.
+        #[test]
+        fn the_only_end_is_crlf_dot_crlf(
+            wire in proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'.'), Just(b'a'), Just(0u8), any::<u8>()], 0..300),
+            chunk in 1usize..32,
+            normalize in any::<bool>(),
+        ) {
+            let expected = if wire.starts_with(b".\r\n") {
+                Some(3)
+            } else {
+                wire.windows(5).position(|w| w == b"\r\n.\r\n").map(|k| k + 5)
+            };
+            let bare = if normalize { BareNewlines::Normalize } else { BareNewlines::Refuse };
+            let (out, consumed, problem) = decode_with(&wire, chunk, u64::MAX, usize::MAX, bare);
+            prop_assert_eq!(consumed, expected);
+            if let Some(end) = expected {
+                let message = &wire[..end];
+                let bare_lf = message.iter().enumerate().any(|(i, &b)| b == b'\n' && (i == 0 || message[i - 1] != b'\r'));
+                let bare_cr = message.iter().enumerate().any(|(i, &b)| b == b'\r' && message.get(i + 1) != Some(&b'\n'));
+                let nul = message.contains(&0);
+                prop_assert_eq!(problem.is_some(), nul || (!normalize && (bare_lf || bare_cr)), "{:?}", problem);
+                if problem.is_none() {
+                    // What is stored never holds a bare CR or LF.
+                    prop_assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
+                    prop_assert!(!out.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n'));
+                    prop_assert!(!out.starts_with(b"\n") && !out.ends_with(b"\r"));
+                }
+            }
         }
 
         #[test]

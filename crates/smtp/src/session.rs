@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use smtp_proto::{EhloResponse, MailFrom, RcptTo, Request};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 use crate::auth::{self, AuthError, Credentials, Mechanism};
-use crate::conn::{Conn, Line};
-use crate::data::{DataDecoder, Feed};
+use crate::conn::{Conn, Line, Timeouts};
+use crate::data::{BareNewlines, DataDecoder, DataProblem, Feed};
 use crate::message::{ReceivedHeader, message_id};
-use crate::stats::ActiveSession;
+use crate::stats::{ActiveSession, InFlight};
 use crate::trace::{COMMANDS, CONNECTIONS, DETAILS, Trace};
 use crate::{
     AuthPolicy, Envelope, ListenerConfig, ListenerKind, Reply, SessionHandler, SessionInfo,
@@ -29,7 +30,7 @@ use crate::{
 pub(crate) enum SessionError {
     #[error("connection closed by the client")]
     Closed,
-    #[error("idle timeout")]
+    #[error("timeout")]
     Timeout,
     #[error("too many errors")]
     TooManyErrors,
@@ -100,12 +101,37 @@ pub async fn run_session<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let config = handler.config();
+    run_with_config(stream, info, handler, config, stats, ()).await;
+}
+
+/// [`run_session`] with the configuration already asked of the handler;
+/// `place` (the session's place under the listener's caps) is given back
+/// before the session stops counting as active.
+pub(crate) async fn run_with_config<S, P>(
+    stream: S,
+    info: SessionInfo,
+    handler: Arc<dyn SessionHandler>,
+    config: Arc<ListenerConfig>,
+    stats: Arc<SmtpStats>,
+    place: P,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    P: Send,
+{
+    let now = Instant::now();
+    // A session timeout too large to add means none (a century from now).
+    let deadline = now
+        .checked_add(config.session_timeout)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now);
     let trace = Trace {
         debug: config.debug,
         debug_io: config.debug_io,
         session: info.session_id,
     };
     let mut active = stats.session_started();
+    // Dropped before `active` (locals drop in reverse order).
+    let _place = place;
     trace.debug(
         CONNECTIONS,
         format_args!("SMTP Server: {} connected to {}", info.peer, info.local),
@@ -114,6 +140,7 @@ pub async fn run_session<S>(
     let mut session = Session {
         handler,
         config,
+        deadline,
         info,
         phase: Phase::Connected,
         esmtp: false,
@@ -140,10 +167,13 @@ pub async fn run_session<S>(
 struct Session {
     handler: Arc<dyn SessionHandler>,
     config: Arc<ListenerConfig>,
+    /// The session ends (`421 4.4.2`) at this time whatever it is doing.
+    deadline: Instant,
     info: SessionInfo,
     phase: Phase,
     /// The client greeted with EHLO (not HELO).
     esmtp: bool,
+    /// 5xx replies so far (the hard error limit).
     errors: u32,
     /// Messages received in this session (for the `Received:` id).
     messages: u64,
@@ -152,6 +182,14 @@ struct Session {
 }
 
 impl Session {
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            idle: self.config.idle_timeout,
+            command: self.config.command_timeout,
+            session_deadline: self.deadline,
+        }
+    }
+
     async fn run<S>(
         &mut self,
         stream: S,
@@ -186,10 +224,11 @@ impl Session {
     {
         let tls = self.config.tls.clone().ok_or(SessionError::NoTlsConfig)?;
         let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
-        let stream = tokio::time::timeout(self.config.idle_timeout, accept)
-            .await
-            .map_err(|_| SessionError::Timeout)?
-            .map_err(SessionError::Tls)?;
+        let stream =
+            tokio::time::timeout_at(self.timeouts().deadline(self.config.idle_timeout), accept)
+                .await
+                .map_err(|_| SessionError::Timeout)?
+                .map_err(SessionError::Tls)?;
         active.tls_started();
         self.info.tls = true;
         self.info.helo = None;
@@ -206,12 +245,7 @@ impl Session {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let mut conn = Conn::new(
-            io,
-            self.config.idle_timeout,
-            Arc::clone(&self.stats),
-            self.trace,
-        );
+        let mut conn = Conn::new(io, self.timeouts(), Arc::clone(&self.stats), self.trace);
         if greet {
             let text = format!("{} ESMTP mailhop ready", self.config.hostname);
             conn.queue(&Reply::plain(220, text));
@@ -227,12 +261,14 @@ impl Session {
                 Ok(End::Closed)
             }
             Err(SessionError::Timeout) => {
-                let text = format!("{} Idle timeout, closing connection", self.config.hostname);
+                self.stats.timed_out();
+                let text = format!("{} Timeout, closing connection", self.config.hostname);
                 conn.queue(&Reply::new(421, (4, 4, 2), text));
                 conn.close().await;
                 Err(SessionError::Timeout)
             }
             Err(SessionError::TooManyErrors) => {
+                self.stats.too_many_errors();
                 let text = format!(
                     "{} Too many errors, closing connection",
                     self.config.hostname
@@ -258,7 +294,7 @@ impl Session {
                 Line::TooLong => {
                     self.trace
                         .debug(COMMANDS, format_args!(">>> (line too long)"));
-                    self.error(conn, Reply::new(500, (5, 5, 2), "Line too long"))?
+                    self.respond(conn, Reply::new(500, (5, 5, 2), "Line too long"))?
                 }
                 Line::Complete => self.command(conn, &line).await?,
             };
@@ -268,24 +304,21 @@ impl Session {
         }
     }
 
-    /// Queues a reply to a bad command; too many of them end the session.
-    fn error<T>(&mut self, conn: &mut Conn<T>, reply: Reply) -> Result<Step, SessionError>
+    /// Queues the reply to a command. Every 5xx reply counts as an error
+    /// (bad commands, refused senders and recipients, refused messages);
+    /// `max_errors` of them end the session (Postfix's hard error limit),
+    /// which also stops directory harvesting.
+    fn respond<T>(&mut self, conn: &mut Conn<T>, reply: Reply) -> Result<Step, SessionError>
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
         conn.queue(&reply);
-        self.errors = self.errors.saturating_add(1);
-        if self.errors >= self.config.max_errors {
-            return Err(SessionError::TooManyErrors);
+        if reply.code >= 500 {
+            self.errors = self.errors.saturating_add(1);
+            if self.errors >= self.config.max_errors {
+                return Err(SessionError::TooManyErrors);
+            }
         }
-        Ok(Step::Continue)
-    }
-
-    fn ok<T>(conn: &mut Conn<T>, reply: Reply) -> Result<Step, SessionError>
-    where
-        T: AsyncRead + AsyncWrite + Unpin,
-    {
-        conn.queue(&reply);
         Ok(Step::Continue)
     }
 
@@ -297,7 +330,7 @@ impl Session {
             .debug(COMMANDS, format_args!(">>> {}", Loggable(line)));
         let request = match Request::parse(&mut line.iter()) {
             Ok(request) => request,
-            Err(e) => return self.error(conn, parse_error_reply(e)),
+            Err(e) => return self.respond(conn, parse_error_reply(e)),
         };
         match request {
             Request::Ehlo { host } => self.hello(conn, host, true),
@@ -314,10 +347,10 @@ impl Session {
                 if !matches!(self.phase, Phase::Connected) {
                     self.phase = Phase::Ready;
                 }
-                Self::ok(conn, Reply::new(250, (2, 0, 0), "Reset OK"))
+                self.respond(conn, Reply::new(250, (2, 0, 0), "Reset OK"))
             }
-            Request::Noop { .. } => Self::ok(conn, Reply::new(250, (2, 0, 0), "OK")),
-            Request::Vrfy { .. } => Self::ok(
+            Request::Noop { .. } => self.respond(conn, Reply::new(250, (2, 0, 0), "OK")),
+            Request::Vrfy { .. } => self.respond(
                 conn,
                 Reply::new(
                     252,
@@ -326,9 +359,9 @@ impl Session {
                 ),
             ),
             Request::Expn { .. } => {
-                Self::ok(conn, Reply::new(502, (5, 5, 1), "EXPN not available"))
+                self.respond(conn, Reply::new(502, (5, 5, 1), "EXPN not available"))
             }
-            Request::Help { .. } => Self::ok(
+            Request::Help { .. } => self.respond(
                 conn,
                 Reply::new(
                     214,
@@ -345,7 +378,7 @@ impl Session {
             | Request::Etrn { .. }
             | Request::Atrn { .. }
             | Request::Burl { .. } => {
-                Self::ok(conn, Reply::new(502, (5, 5, 1), "Command not implemented"))
+                self.respond(conn, Reply::new(502, (5, 5, 1), "Command not implemented"))
             }
         }
     }
@@ -369,7 +402,7 @@ impl Session {
         self.esmtp = esmtp;
         self.phase = Phase::Ready;
         if !esmtp {
-            return Self::ok(conn, Reply::plain(250, greeting));
+            return self.respond(conn, Reply::plain(250, greeting));
         }
         let mut ehlo = EhloResponse::new("");
         ehlo.capabilities = smtp_proto::EXT_PIPELINING
@@ -395,7 +428,7 @@ impl Session {
             Err(_) => &[][..],
         };
         if lines.is_empty() {
-            return Self::ok(conn, Reply::plain(250, greeting));
+            return self.respond(conn, Reply::plain(250, greeting));
         }
         let mut reply = format!("250-{greeting}\r\n").into_bytes();
         reply.extend_from_slice(lines);
@@ -419,37 +452,48 @@ impl Session {
     {
         match self.phase {
             Phase::Connected => {
-                return self.error(conn, Reply::new(503, (5, 5, 1), "Send HELO/EHLO first"));
+                return self.respond(conn, Reply::new(503, (5, 5, 1), "Send HELO/EHLO first"));
             }
             Phase::Transaction { .. } => {
-                return self.error(conn, Reply::new(503, (5, 5, 1), "Nested MAIL command"));
+                return self.respond(conn, Reply::new(503, (5, 5, 1), "Nested MAIL command"));
             }
             Phase::Ready => {}
         }
         if self.config.effective_auth() == AuthPolicy::Required && self.info.authenticated.is_none()
         {
-            return Self::ok(conn, Reply::new(530, (5, 7, 0), "Authentication required"));
+            return self.respond(conn, Reply::new(530, (5, 7, 0), "Authentication required"));
         }
         let size = from.size as u64;
         if size > self.config.max_message_size {
-            return Self::ok(conn, Reply::message_too_big());
+            return self.respond(conn, Reply::message_too_big());
+        }
+        if !self
+            .stats
+            .inflight_fits(size, self.config.inflight_message_bytes)
+        {
+            self.stats.storage_refused();
+            self.trace.debug(
+                DETAILS,
+                format_args!("SIZE={size} does not fit the in-flight message budget"),
+            );
+            return self.respond(conn, DataProblem::NoStorage.reply());
         }
         if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
-            return self.error(
+            return self.respond(
                 conn,
                 Reply::new(555, (5, 5, 4), "BODY=BINARYMIME not supported"),
             );
         }
         let smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
         if let Err(reply) = check_address(&from.address, smtputf8, (5, 1, 7)) {
-            return self.error(conn, reply);
+            return self.respond(conn, reply);
         }
         if let Err(reply) = self.handler.mail_from(&self.info, &from.address).await {
             self.trace.debug(
                 DETAILS,
                 format_args!("sender {} refused: {reply}", from.address),
             );
-            return Self::ok(conn, reply);
+            return self.respond(conn, reply);
         }
         self.phase = Phase::Transaction {
             env: Envelope {
@@ -460,7 +504,7 @@ impl Session {
             },
             smtputf8,
         };
-        Self::ok(conn, Reply::new(250, (2, 1, 0), "Sender OK"))
+        self.respond(conn, Reply::new(250, (2, 1, 0), "Sender OK"))
     }
 
     async fn rcpt<T>(
@@ -471,33 +515,39 @@ impl Session {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send,
     {
+        let reply = self.rcpt_reply(&to.address).await;
+        self.respond(conn, reply)
+    }
+
+    /// The reply to `RCPT TO:<address>`; an accepted recipient joins the envelope.
+    async fn rcpt_reply(&mut self, address: &str) -> Reply {
         let Phase::Transaction { env, smtputf8 } = &mut self.phase else {
-            return self.error(conn, Reply::new(503, (5, 5, 1), "Need MAIL before RCPT"));
+            return Reply::new(503, (5, 5, 1), "Need MAIL before RCPT");
         };
         // smtp-proto gives `<postmaster>` (RFC 5321 §4.5.1) as the empty string.
-        let rcpt = if to.address.is_empty() {
+        let rcpt = if address.is_empty() {
             "postmaster"
         } else {
-            &to.address
+            address
         };
         if let Err(reply) = check_address(rcpt, *smtputf8, (5, 1, 3)) {
-            return self.error(conn, reply);
+            return reply;
         }
         if env.recipients.iter().any(|r| r == rcpt) {
-            return Self::ok(conn, Reply::new(250, (2, 1, 5), "Recipient OK"));
+            return Reply::new(250, (2, 1, 5), "Recipient OK");
         }
         if env.recipients.len() >= self.config.max_recipients {
-            return Self::ok(conn, Reply::new(452, (4, 5, 3), "Too many recipients"));
+            return Reply::new(452, (4, 5, 3), "Too many recipients");
         }
         match self.handler.rcpt_to(&self.info, env, rcpt).await {
             Ok(()) => {
                 env.recipients.push(rcpt.to_owned());
-                Self::ok(conn, Reply::new(250, (2, 1, 5), "Recipient OK"))
+                Reply::new(250, (2, 1, 5), "Recipient OK")
             }
             Err(reply) => {
                 self.trace
                     .debug(DETAILS, format_args!("recipient {rcpt} refused: {reply}"));
-                Self::ok(conn, reply)
+                reply
             }
         }
     }
@@ -510,11 +560,11 @@ impl Session {
             Phase::Transaction { env, .. } if !env.recipients.is_empty() => env,
             transaction @ Phase::Transaction { .. } => {
                 self.phase = transaction;
-                return Self::ok(conn, Reply::new(554, (5, 5, 1), "No valid recipients"));
+                return self.respond(conn, Reply::new(554, (5, 5, 1), "No valid recipients"));
             }
             other => {
                 self.phase = other;
-                return self.error(
+                return self.respond(
                     conn,
                     Reply::new(503, (5, 5, 1), "Need MAIL and RCPT before DATA"),
                 );
@@ -540,12 +590,31 @@ impl Session {
         .write_received(&chrono::Local::now().to_rfc2822(), &mut message);
         let header_len = message.len();
 
+        // Authenticated clients (submission) get bare LF / CR stored as
+        // CRLF; everyone else has such a message refused. Neither ever ends it.
+        let bare = if self.info.authenticated.is_some() {
+            BareNewlines::Normalize
+        } else {
+            BareNewlines::Refuse
+        };
         let mut decoder = DataDecoder::new(
             self.config.max_message_size,
             self.config.max_data_line_length,
+            bare,
         );
+        conn.set_deadline(self.config.data_timeout);
+        // What this message holds of the server's in-flight budget.
+        let stats = Arc::clone(&self.stats);
+        let mut inflight = InFlight::new(&stats, self.config.inflight_message_bytes);
         loop {
-            match decoder.feed(conn.buffered(), &mut message) {
+            let feed = decoder.feed(conn.buffered(), &mut message);
+            if !inflight.cover(message.len() as u64) {
+                // No room: keep reading to the end, but drop what was kept.
+                decoder.refuse(DataProblem::NoStorage);
+                message = Vec::new();
+                inflight.release_all();
+            }
+            match feed {
                 Feed::Done { consumed } => {
                     conn.consume(consumed);
                     break;
@@ -560,9 +629,12 @@ impl Session {
         self.trace.content(&message);
         if let Some(problem) = problem {
             self.stats.message_rejected();
+            if problem == DataProblem::NoStorage {
+                self.stats.storage_refused();
+            }
             self.trace
                 .debug(DETAILS, format_args!("message refused: {problem}"));
-            return Self::ok(conn, problem.reply());
+            return self.respond(conn, problem.reply());
         }
         let message_id = message_id(&message[header_len..]).unwrap_or_default();
         match self.handler.data(&self.info, env, message).await {
@@ -573,7 +645,7 @@ impl Session {
                     "SMTP Server: Message {queue_id} (MessageID: {message_id}) received from {} size {size} bytes",
                     self.info.peer.ip()
                 );
-                Self::ok(
+                self.respond(
                     conn,
                     Reply::new(250, (2, 0, 0), format!("Ok: queued as {queue_id}")),
                 )
@@ -584,7 +656,7 @@ impl Session {
                     DETAILS,
                     format_args!("message refused by the server: {reply}"),
                 );
-                Self::ok(conn, reply)
+                self.respond(conn, reply)
             }
         }
     }
@@ -599,14 +671,14 @@ impl Session {
         T: AsyncRead + AsyncWrite + Unpin + Send,
     {
         if self.config.effective_auth() == AuthPolicy::Off {
-            return Self::ok(conn, Reply::new(502, (5, 5, 1), "AUTH not available"));
+            return self.respond(conn, Reply::new(502, (5, 5, 1), "AUTH not available"));
         }
         match self.phase {
             Phase::Connected => {
-                return self.error(conn, Reply::new(503, (5, 5, 1), "Send EHLO first"));
+                return self.respond(conn, Reply::new(503, (5, 5, 1), "Send EHLO first"));
             }
             Phase::Transaction { .. } => {
-                return self.error(
+                return self.respond(
                     conn,
                     Reply::new(503, (5, 5, 1), "AUTH not allowed during a mail transaction"),
                 );
@@ -614,10 +686,10 @@ impl Session {
             Phase::Ready => {}
         }
         if self.info.authenticated.is_some() {
-            return self.error(conn, Reply::new(503, (5, 5, 1), "Already authenticated"));
+            return self.respond(conn, Reply::new(503, (5, 5, 1), "Already authenticated"));
         }
         if !self.info.plaintext_auth_allowed() {
-            return Self::ok(
+            return self.respond(
                 conn,
                 Reply::new(
                     538,
@@ -627,7 +699,7 @@ impl Session {
             );
         }
         let Some(mechanism) = Mechanism::from_proto(mechanism) else {
-            return self.error(
+            return self.respond(
                 conn,
                 Reply::new(504, (5, 5, 4), "Unrecognized authentication type"),
             );
@@ -635,7 +707,7 @@ impl Session {
         let credentials = match self.credentials(conn, mechanism, initial).await {
             Ok(credentials) => credentials,
             Err(AuthFailure::Session(e)) => return Err(e),
-            Err(AuthFailure::Reply(reply)) => return self.error(conn, reply),
+            Err(AuthFailure::Reply(reply)) => return self.respond(conn, reply),
         };
         match self
             .handler
@@ -646,7 +718,7 @@ impl Session {
                 self.trace
                     .debug(DETAILS, format_args!("authenticated as {identity}"));
                 self.info.authenticated = Some(identity);
-                Self::ok(
+                self.respond(
                     conn,
                     Reply::new(235, (2, 7, 0), "Authentication successful"),
                 )
@@ -658,7 +730,7 @@ impl Session {
                     credentials.user.escape_debug(),
                     self.info.peer.ip()
                 );
-                self.error(
+                self.respond(
                     conn,
                     Reply::new(535, (5, 7, 8), "Authentication credentials invalid"),
                 )
@@ -734,10 +806,10 @@ impl Session {
         T: AsyncRead + AsyncWrite + Unpin,
     {
         if self.config.tls.is_none() {
-            return Self::ok(conn, Reply::new(502, (5, 5, 1), "STARTTLS not available"));
+            return self.respond(conn, Reply::new(502, (5, 5, 1), "STARTTLS not available"));
         }
         if self.info.tls {
-            return self.error(conn, Reply::new(503, (5, 5, 1), "TLS already active"));
+            return self.respond(conn, Reply::new(503, (5, 5, 1), "TLS already active"));
         }
         conn.queue(&Reply::new(220, (2, 0, 0), "Ready to start TLS"));
         Ok(Step::StartTls)

@@ -3,6 +3,7 @@
 //! Owns the counters and their Domino names; it knows nothing of sessions
 //! beyond the events the session code reports.
 
+use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters shared by every session of one listener (or of one server).
@@ -17,6 +18,22 @@ pub struct SmtpStats {
     bytes_sent: AtomicU64,
     messages_accepted: AtomicU64,
     messages_rejected: AtomicU64,
+    refused_busy: AtomicU64,
+    refused_per_host: AtomicU64,
+    timed_out: AtomicU64,
+    too_many_errors: AtomicU64,
+    /// Message bytes held by sessions receiving DATA right now.
+    inflight_bytes: AtomicU64,
+    storage_refused: AtomicU64,
+}
+
+/// Why a connection was refused before its greeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The listener has `max_sessions` sessions.
+    Busy,
+    /// The client's address has `max_sessions_per_host` sessions.
+    PerHost,
 }
 
 impl SmtpStats {
@@ -40,6 +57,24 @@ impl SmtpStats {
             ("SMTP.Sessions.Inbound.Total.SSL", get(&self.total_ssl)),
             ("SMTP.Messages.Accepted", get(&self.messages_accepted)),
             ("SMTP.Messages.Rejected", get(&self.messages_rejected)),
+            ("SMTP.Messages.InFlight.Bytes", get(&self.inflight_bytes)),
+            (
+                "SMTP.Messages.Refused.InsufficientStorage",
+                get(&self.storage_refused),
+            ),
+            (
+                "SMTP.Sessions.Inbound.Refused.Busy",
+                get(&self.refused_busy),
+            ),
+            (
+                "SMTP.Sessions.Inbound.Refused.PerHost",
+                get(&self.refused_per_host),
+            ),
+            ("SMTP.Sessions.Inbound.TimedOut", get(&self.timed_out)),
+            (
+                "SMTP.Sessions.Inbound.TooManyErrors",
+                get(&self.too_many_errors),
+            ),
         ];
         stats.sort_unstable_by_key(|&(name, _)| name);
         stats
@@ -71,6 +106,92 @@ impl SmtpStats {
 
     pub(crate) fn message_rejected(&self) {
         self.messages_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused(&self, why: Refusal) {
+        let counter = match why {
+            Refusal::Busy => &self.refused_busy,
+            Refusal::PerHost => &self.refused_per_host,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn timed_out(&self) {
+        self.timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn too_many_errors(&self) {
+        self.too_many_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn storage_refused(&self) {
+        self.storage_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Message bytes being received right now by all sessions.
+    pub fn inflight_bytes(&self) -> u64 {
+        self.inflight_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Would `bytes` more fit in a budget of `limit` in-flight bytes now?
+    pub(crate) fn inflight_fits(&self, bytes: u64, limit: u64) -> bool {
+        self.inflight_bytes().saturating_add(bytes) <= limit
+    }
+
+    /// Takes `bytes` of a budget of `limit` in-flight bytes, if they fit.
+    fn try_reserve(&self, bytes: u64, limit: u64) -> bool {
+        self.inflight_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes).filter(|&total| total <= limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: u64) {
+        self.inflight_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// The in-flight bytes of one message being received; released when dropped
+/// (the message was handed on, refused, or the client went away).
+pub(crate) struct InFlight<'a> {
+    stats: &'a SmtpStats,
+    limit: u64,
+    held: u64,
+}
+
+impl<'a> InFlight<'a> {
+    pub(crate) fn new(stats: &'a SmtpStats, limit: u64) -> InFlight<'a> {
+        InFlight {
+            stats,
+            limit,
+            held: 0,
+        }
+    }
+
+    /// Grows the reservation to `total` bytes; false (and nothing more
+    /// held) if the budget has no room.
+    pub(crate) fn cover(&mut self, total: u64) -> bool {
+        if total <= self.held {
+            return true;
+        }
+        if self.stats.try_reserve(total - self.held, self.limit) {
+            self.held = total;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Gives back everything held.
+    pub(crate) fn release_all(&mut self) {
+        self.stats.release(mem::take(&mut self.held));
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.release_all();
     }
 }
 
@@ -142,5 +263,25 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(names, sorted);
         assert!(names.contains(&"SMTP.Sessions.Inbound.BytesReceived"));
+    }
+
+    #[test]
+    fn inflight_budget_is_shared_and_given_back() {
+        let stats = SmtpStats::new();
+        let mut first = InFlight::new(&stats, 100);
+        assert!(first.cover(60));
+        assert!(first.cover(40), "shrinking needs nothing");
+        let mut second = InFlight::new(&stats, 100);
+        assert!(second.cover(40));
+        assert!(!second.cover(41), "60 + 41 > 100");
+        assert_eq!(stats.inflight_bytes(), 100);
+        assert!(!stats.inflight_fits(1, 100));
+        drop(first);
+        assert_eq!(value(&stats, "SMTP.Messages.InFlight.Bytes"), 40);
+        assert!(second.cover(100));
+        second.release_all();
+        assert_eq!(stats.inflight_bytes(), 0);
+        drop(second);
+        assert_eq!(stats.inflight_bytes(), 0);
     }
 }

@@ -3,6 +3,8 @@
 
 mod clients;
 mod common;
+mod limits;
 mod protocol;
 mod robustness;
+mod smuggling;
 mod tls;

@@ -63,7 +63,7 @@ async fn a_message_is_stored_with_a_received_header() {
     c.expect("RCPT TO:<Postmaster>", "250 2.1.5").await;
     c.expect("DATA", "354 End data with <CR><LF>.<CR><LF>")
         .await;
-    c.send("Message-ID: <m1@example.com>\r\nSubject: hi\r\n\r\n..dot\r\nbare\nline\r\n.\r\n")
+    c.send("Message-ID: <m1@example.com>\r\nSubject: hi\r\n\r\n..dot\r\nsecond\r\nline\r\n.\r\n")
         .await;
     assert_eq!(c.reply().await, "250 2.0.0 Ok: queued as Q0001");
     c.expect("QUIT", "221").await;
@@ -78,7 +78,7 @@ async fn a_message_is_stored_with_a_received_header() {
     assert_eq!(m.session.helo.as_deref(), Some("client.test"));
     assert_eq!(
         m.body(),
-        b"Message-ID: <m1@example.com>\r\nSubject: hi\r\n\r\n.dot\r\nbare\r\nline\r\n"
+        b"Message-ID: <m1@example.com>\r\nSubject: hi\r\n\r\n.dot\r\nsecond\r\nline\r\n"
     );
     let received = m.received_header();
     assert!(received.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby mail.acme.test (mailhop) with ESMTP id "), "{received}");
