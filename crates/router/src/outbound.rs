@@ -823,6 +823,35 @@ pub(crate) fn retry_delay(config: &directory::Config, attempts: u32) -> i64 {
 mod tests {
     use super::*;
 
+    /// Resizing while transfers hold permits never lets more run than the
+    /// new limit, and the count of running transfers never underflows.
+    #[test]
+    fn the_thread_limit_resizes_in_place() {
+        let t = Threads::new(4);
+        let held: Vec<_> = (0..4).map(|_| t.try_start().expect("a permit")).collect();
+        assert!(t.try_start().is_none());
+        t.resize(2); // all four are held: two are owed
+        assert_eq!(t.owed.load(SeqCst), 2);
+        let mut held = held.into_iter();
+        t.finish(held.next().unwrap());
+        t.finish(held.next().unwrap());
+        assert!(t.try_start().is_none(), "two still run: the limit is 2");
+        t.finish(held.next().unwrap());
+        let again = t.try_start().expect("one free now");
+        assert!(t.try_start().is_none());
+        t.resize(5);
+        let more: Vec<_> = (0..3).map(|_| t.try_start().expect("grown")).collect();
+        assert!(t.try_start().is_none());
+        assert_eq!(t.active.load(SeqCst), 5);
+        t.finish(again);
+        for p in more {
+            t.finish(p);
+        }
+        t.finish(held.next().unwrap());
+        assert_eq!(t.active.load(SeqCst), 0);
+        assert_eq!(t.sem.available_permits(), 5);
+    }
+
     #[test]
     fn retry_grows_to_the_cap() {
         let c = directory::Config {

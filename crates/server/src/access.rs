@@ -54,7 +54,7 @@ pub(crate) async fn start(
     protocol: Protocol,
     implicit_tls: bool,
     addr: SocketAddr,
-) -> anyhow::Result<(oneshot::Sender<()>, SocketAddr)> {
+) -> anyhow::Result<(crate::instance::Stop, SocketAddr)> {
     let name = protocol.name();
     let listener = TcpListener::bind(addr)
         .await
@@ -69,7 +69,7 @@ pub(crate) async fn start(
     let stop = async {
         let _ = rx.await;
     };
-    tokio::spawn(async move {
+    let running = tokio::spawn(async move {
         let _ = match protocol {
             Protocol::Pop3 => access::pop3::serve(listener, store, handler, stats, stop).await,
             Protocol::Imap => access::imap::serve(listener, store, handler, stats, stop).await,
@@ -79,5 +79,5 @@ pub(crate) async fn start(
         "{name} Server: Listening for connect requests on TCP Port {}",
         bound.port()
     );
-    Ok((tx, bound))
+    Ok(((tx, running), bound))
 }

@@ -113,7 +113,7 @@ async fn execute(inst: &std::sync::Arc<Instance>, cmd: Command) -> anyhow::Resul
         },
         Command::Quit(t) => format!(
             "{t} Server: Shutdown ({} listeners stopped)\n",
-            inst.stop_task(t)
+            inst.stop_task(t).await
         ),
         Command::Track {
             from,

@@ -82,11 +82,18 @@ impl Listener {
 }
 
 /// A task started by the server, as `show tasks` lists it.
+/// How a running listener is stopped: the signal, and the task that ends
+/// once its port is closed and its sessions are over.
+pub(crate) type Stop = (oneshot::Sender<()>, tokio::task::JoinHandle<()>);
+
+/// How long `tell TASK quit` waits for a listener's sessions to end.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) struct RunningTask {
     pub listener: Listener,
     pub label: &'static str,
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<Stop>,
 }
 
 /// One mailhop server of the directory, running.
@@ -242,20 +249,29 @@ impl Instance {
     }
 
     /// Stop every task of a kind (`tell smtp quit`); returns how many stopped.
-    pub(crate) fn stop_task(&self, task: console::Task) -> usize {
-        let mut tasks = lock(&self.tasks);
-        let before = tasks.len();
-        tasks.retain_mut(|t| {
-            if t.listener.task() == task {
-                if let Some(stop) = t.stop.take() {
-                    let _ = stop.send(());
+    /// Answers once the listeners' ports are closed (a connection after it
+    /// is refused) and their sessions have ended, or after `STOP_WAIT`.
+    pub(crate) async fn stop_task(&self, task: console::Task) -> usize {
+        let mut stopping = Vec::new();
+        {
+            let mut tasks = lock(&self.tasks);
+            tasks.retain_mut(|t| {
+                if t.listener.task() == task {
+                    if let Some((signal, running)) = t.stop.take() {
+                        let _ = signal.send(());
+                        stopping.push(running);
+                    }
+                    false
+                } else {
+                    true
                 }
-                false
-            } else {
-                true
-            }
-        });
-        before - tasks.len()
+            });
+        }
+        let n = stopping.len();
+        for running in stopping {
+            let _ = tokio::time::timeout(STOP_WAIT, running).await;
+        }
+        n
     }
 
     /// Swap in a new directory snapshot (reload, `tell router update config`).
@@ -329,7 +345,7 @@ impl Instance {
             console::Task::Pop3,
             console::Task::Imap,
         ] {
-            self.stop_task(t);
+            self.stop_task(t).await;
         }
         if let Some(stop) = lock(&self.console_stop).take() {
             let _ = stop.send(());

@@ -36,12 +36,12 @@ struct Handler {
     kind: SmtpListenerKind,
 }
 
-/// Bind and serve; the sender stops the listener.
+/// Bind and serve; the sender stops the listener, the handle ends with it.
 pub(crate) async fn start(
     inst: Arc<Instance>,
     kind: SmtpListenerKind,
     addr: SocketAddr,
-) -> anyhow::Result<(oneshot::Sender<()>, SocketAddr)> {
+) -> anyhow::Result<(crate::instance::Stop, SocketAddr)> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("SMTP Server: cannot listen on {addr}: {e}"))?;
@@ -52,7 +52,7 @@ pub(crate) async fn start(
         kind,
     });
     let stats = inst.smtp_stats.clone();
-    tokio::spawn(async move {
+    let running = tokio::spawn(async move {
         let _ = smtp::serve(listener, handler, stats, async {
             let _ = rx.await;
         })
@@ -62,7 +62,7 @@ pub(crate) async fn start(
         "SMTP Server: Listening for connect requests on TCP Port {}",
         bound.port()
     );
-    Ok((tx, bound))
+    Ok(((tx, running), bound))
 }
 
 fn unavailable() -> Reply {

@@ -126,6 +126,37 @@ async fn a_hang_at_data_times_out_and_fails_over() {
     );
 }
 
+/// The content went out and no reply came: the message may have arrived, so
+/// it is a retry, never a second copy through the next host.
+#[tokio::test]
+async fn no_reply_after_the_content_is_a_retry_not_a_failover() {
+    let uncertain = Sink::start(SinkConfig {
+        hang_after_content: true,
+        ..SinkConfig::default()
+    })
+    .await;
+    let good = Sink::start(SinkConfig::default()).await;
+    let mut cfg = config();
+    cfg.data_timeout = Duration::from_millis(300);
+    let transferer = Transferer::new(cfg).unwrap();
+    let report = transferer
+        .send(
+            &relay(&[&[uncertain.addr], &[good.addr]]),
+            &batch(&["a@x.test", "b@x.test"]),
+        )
+        .await;
+    for (_, result) in &report.results {
+        match result {
+            RecipientResult::Transient { reason } => {
+                assert!(reason.contains("may have reached"), "{reason}");
+            }
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+    assert_eq!(good.stats.connections(), 0, "the next host was not tried");
+    assert_eq!(report.attempts.len(), 1);
+}
+
 #[tokio::test]
 async fn transient_mail_and_final_replies_fail_over() {
     let mail_4xx = Sink::start(SinkConfig {

@@ -37,6 +37,8 @@ pub struct SinkConfig {
     pub close_after_message: bool,
     /// Never answer this command (e.g. "DATA").
     pub hang_on: Option<String>,
+    /// Take the whole content, then never answer the final dot.
+    pub hang_after_content: bool,
 }
 
 impl Default for SinkConfig {
@@ -59,6 +61,7 @@ impl Default for SinkConfig {
             broken_tls: false,
             close_after_message: false,
             hang_on: None,
+            hang_after_content: false,
         }
     }
 }
@@ -259,6 +262,9 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             } else {
                 reply(stream, &config.data_reply).await.ok()?;
                 let data = read_data(stream).await?;
+                if config.hang_after_content {
+                    std::future::pending::<()>().await;
+                }
                 stats.messages.lock().push(Received {
                     mail_from: mail_from.clone(),
                     rcpts: std::mem::take(&mut rcpts),
