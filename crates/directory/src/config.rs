@@ -190,6 +190,12 @@ pub struct Config {
     pub retry_cap: Duration,
     pub expire_after: Duration,
     pub low_priority_window: TimeWindow,
+    /// Who receives mail for `postmaster` (a name or address in the
+    /// directory); empty: the server's first administrator that names one
+    /// entry, else the mail file `mail/postmaster` of the server.
+    pub postmaster: String,
+    /// How long routing events are kept before they are pruned.
+    pub event_retention: Duration,
     pub inbound: Inbound,
     pub outbound: Outbound,
     pub rules: Vec<Rule>,
@@ -220,6 +226,8 @@ impl Default for Config {
             retry_cap: Duration::from_secs(4 * 3600),
             expire_after: Duration::from_secs(24 * 3600),
             low_priority_window: TimeWindow::MIDNIGHT_TO_SIX,
+            postmaster: String::new(),
+            event_retention: Duration::from_secs(30 * 86_400),
             inbound: Inbound::default(),
             outbound: Outbound::default(),
             rules: Vec::new(),
@@ -279,6 +287,8 @@ pub struct ConfigurationDoc {
     pub retry_cap: Option<Duration>,
     pub expire_after: Option<Duration>,
     pub low_priority_window: Option<TimeWindow>,
+    pub postmaster: Option<String>,
+    pub event_retention: Option<Duration>,
     pub inbound: InboundDoc,
     pub outbound: OutboundDoc,
     pub rules: Option<Vec<Rule>>,
@@ -320,6 +330,8 @@ impl ConfigurationDoc {
             retry_cap: None,
             expire_after: None,
             low_priority_window: None,
+            postmaster: None,
+            event_retention: None,
             inbound: InboundDoc::default(),
             outbound: OutboundDoc::default(),
             rules: None,
@@ -335,7 +347,8 @@ impl ConfigurationDoc {
             host_name_resolution, dns_servers, outbound_smtp_port, address_lookup, mailboxes,
             max_hop_count, hold_undeliverable, journal_to, verify_local_recipients,
             max_message_size, transfer_threads, max_concurrent_transfers, delivery_threads,
-            initial_retry, retry_cap, expire_after, low_priority_window, rules,
+            initial_retry, retry_cap, expire_after, low_priority_window, postmaster,
+            event_retention, rules,
         );
         overlay!(config.inbound, self.inbound;
             relay_enforcement, internal_hosts, relay_exempt_hosts, authenticated_may_relay,

@@ -610,6 +610,8 @@ impl FileReader<'_> {
                 "retry_cap",
                 "expire_after",
                 "low_priority_window",
+                "postmaster",
+                "event_retention",
                 "inbound",
                 "outbound",
                 "rule",
@@ -658,6 +660,8 @@ impl FileReader<'_> {
         doc.retry_cap = t.opt(r, "retry_cap", &duration);
         doc.expire_after = t.opt(r, "expire_after", &duration);
         doc.low_priority_window = t.opt(r, "low_priority_window", parsed);
+        doc.postmaster = t.opt(r, "postmaster", string);
+        doc.event_retention = t.opt(r, "event_retention", &duration);
         if let Some(inbound) = t.table(r, "inbound") {
             doc.inbound = inbound_doc(r, &inbound);
         }
