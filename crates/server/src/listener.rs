@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query};
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 
 use smtp::{
@@ -99,12 +100,13 @@ impl Handler {
             return name.clone();
         }
         let name = match self.names.resolver(&config.dns_servers) {
-            Some(r) => {
-                tokio::time::timeout(NAME_LOOKUP_TIMEOUT, forward_confirmed(&r, s.peer.ip()))
-                    .await
-                    .ok()
-                    .flatten()
-            }
+            Some(r) => tokio::time::timeout(
+                NAME_LOOKUP_TIMEOUT,
+                forward_confirmed(&r, &config.dns_servers, s.peer.ip()),
+            )
+            .await
+            .ok()
+            .flatten(),
             None => None,
         };
         let now = Instant::now();
@@ -116,7 +118,7 @@ impl Handler {
 }
 
 /// The longest a client name lookup (PTR, then A/AAAA) may take.
-const NAME_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+const NAME_LOOKUP_TIMEOUT: Duration = Duration::from_secs(4);
 /// A session's name is forgotten after this (sessions are shorter).
 const NAME_CACHE_AGE: Duration = Duration::from_secs(600);
 
@@ -187,26 +189,99 @@ fn names_in_host_lists(inbound: &directory::Inbound) -> bool {
 /// Forward-confirmed reverse DNS: the first name of the client address's
 /// PTR records whose A/AAAA records contain that address, in lower case
 /// without the final dot.
-async fn forward_confirmed(resolver: &TokioResolver, ip: IpAddr) -> Option<String> {
+async fn forward_confirmed(
+    resolver: &TokioResolver,
+    dns_servers: &[SocketAddr],
+    ip: IpAddr,
+) -> Option<String> {
     let ip = ip.to_canonical();
-    let ptr = resolver.reverse_lookup(ip).await.ok()?;
-    let names: Vec<String> = ptr
-        .answers()
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::PTR(p) => Some(p.0.to_ascii()),
-            _ => None,
-        })
-        .collect();
-    for name in names {
-        let Ok(addrs) = resolver.lookup_ip(name.as_str()).await else {
-            continue;
+    let servers = if dns_servers.is_empty() {
+        system_dns_servers()
+    } else {
+        dns_servers.to_vec()
+    };
+    for name in ptr_names(&servers, ip).await {
+        let addrs = match resolver.lookup_ip(name.as_str()).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!("SMTP Server: host name {name} of {ip} not confirmed: {e}");
+                continue;
+            }
         };
         if addrs.iter().any(|a| a.to_canonical() == ip) {
             return Some(name.trim_end_matches('.').to_ascii_lowercase());
         }
+        tracing::debug!("SMTP Server: host name {name} of {ip} does not resolve back to it");
     }
     None
+}
+
+/// The name servers of the system configuration (`/etc/resolv.conf`).
+fn system_dns_servers() -> Vec<SocketAddr> {
+    match hickory_resolver::system_conf::read_system_conf() {
+        Ok((config, _)) => config
+            .name_servers()
+            .iter()
+            .map(|ns| {
+                let port = ns.connections.first().map_or(53, |c| c.port);
+                SocketAddr::new(ns.ip, port)
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!("SMTP Server: no system DNS servers for client names: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// The PTR names of `ip`, asked of each server in turn over UDP until one
+/// answers. Asked directly: the resolver answers every loopback address
+/// with `localhost` itself (RFC 6761), whatever the servers publish.
+async fn ptr_names(servers: &[SocketAddr], ip: IpAddr) -> Vec<String> {
+    let mut query = Message::new(rand::random(), MessageType::Query, OpCode::Query);
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(Name::from(ip), RecordType::PTR));
+    let Ok(bytes) = query.to_vec() else {
+        return Vec::new();
+    };
+    for server in servers {
+        let bind: SocketAddr = if server.is_ipv4() {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let Ok(socket) = tokio::net::UdpSocket::bind(bind).await else {
+            continue;
+        };
+        if socket.connect(server).await.is_err() || socket.send(&bytes).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 4096];
+        let answer = loop {
+            match tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await {
+                Ok(Ok(n)) => match Message::from_vec(&buf[..n]) {
+                    Ok(m) if m.metadata.id == query.metadata.id => break Some(m),
+                    _ => continue,
+                },
+                _ => break None,
+            }
+        };
+        let Some(answer) = answer else {
+            tracing::debug!(
+                "SMTP Server: DNS server {server} did not answer the PTR query of {ip}"
+            );
+            continue;
+        };
+        return answer
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::PTR(p) => Some(p.0.to_ascii()),
+                _ => None,
+            })
+            .collect();
+    }
+    Vec::new()
 }
 
 #[async_trait::async_trait]
