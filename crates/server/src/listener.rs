@@ -122,10 +122,13 @@ const NAME_LOOKUP_TIMEOUT: Duration = Duration::from_secs(4);
 /// A session's name is forgotten after this (sessions are shorter).
 const NAME_CACHE_AGE: Duration = Duration::from_secs(600);
 
+/// A session: its id and the client's address.
+type SessionKey = (u64, SocketAddr);
+
 /// Client host names already looked up, per session, and the resolver.
 #[derive(Default)]
 struct ClientNames {
-    sessions: Mutex<HashMap<(u64, SocketAddr), (Instant, Option<String>)>>,
+    sessions: Mutex<HashMap<SessionKey, (Instant, Option<String>)>>,
     resolver: Mutex<Option<(Vec<SocketAddr>, Arc<TokioResolver>)>>,
 }
 
@@ -362,7 +365,9 @@ impl SessionHandler for Handler {
         };
         // A Notes name from an unauthenticated client is always checked: it
         // must be a local name, never accepted to bounce to a forged sender.
-        if !snap.config.verify_local_recipients && !(notes_form && s.authenticated.is_none()) {
+        let checked =
+            snap.config.verify_local_recipients || (notes_form && s.authenticated.is_none());
+        if !checked {
             return Ok(());
         }
         match refusal(&routing::resolve(ctx, rcpt)) {
