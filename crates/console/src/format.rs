@@ -196,6 +196,8 @@ pub struct ServerInfo {
     pub tracking: bool,
     pub ports: Vec<(String, String)>,
     pub data: String,
+    /// Why the store cannot be trusted (the server refuses new mail), if so.
+    pub store_problem: Option<String>,
 }
 
 pub fn format_server(s: &ServerInfo) -> String {
@@ -214,6 +216,17 @@ pub fn format_server(s: &ServerInfo) -> String {
         "Server up time:         {d} days {h:02}:{m:02}:{sec:02}"
     );
     let _ = writeln!(out, "Data directory:         {}", s.data);
+    match &s.store_problem {
+        None => {
+            let _ = writeln!(out, "Mail store:             OK");
+        }
+        Some(why) => {
+            let _ = writeln!(
+                out,
+                "Mail store:             FAILED - new mail is refused (421): {why}"
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "Pending mail: {:<5}     Dead mail: {:<5}",
@@ -366,6 +379,7 @@ mod tests {
             tracking: false,
             ports: vec![("SMTP".into(), "127.0.0.1:2525".into())],
             data: "d".into(),
+            store_problem: None,
         };
         let text = format_server(&s);
         assert!(text.contains("Pending mail: 2         Dead mail: 1    \n"));

@@ -8,6 +8,7 @@
 
 mod events;
 mod outbound;
+mod plan;
 mod snapshot;
 mod work;
 

@@ -2,62 +2,213 @@
 //! that drain them through `transfer`.
 //!
 //! A queue is named by its destination (a foreign SMTP domain's virtual
-//! domain, or the recipient's Internet domain) and holds mail box entries by
-//! id, never message bodies: a destination that is down for a day costs a few
-//! bytes per message here. States: Ready, Busy (transfers in progress), Retry
-//! (attempt count, last error, next retry, growing from `initial_retry` to
-//! `retry_cap`). A recipient still failing after `expire_after` gets a
-//! Delivery Failure Report.
+//! domain, or the recipient's Internet domain) and holds mail box rows by
+//! id — (message, recipients) — never bodies: a destination down for a day
+//! costs a few bytes per message here. A recipient is in a queue only after
+//! its `Waiting` row committed, so a restart rebuilds every queue from the
+//! rows alone ([`Handoff::from_rows`]). The body is read from the store when
+//! a transfer starts, and dropped when it ends.
+//!
+//! Queue states are a type ([`QueueState`]): Ready, Wait (a schedule or
+//! threshold), Retry (attempts, last error, next retry growing from
+//! `initial_retry` to `retry_cap`); a queue with transfers running shows
+//! Busy. A recipient still failing after `expire_after` gets a Delivery
+//! Failure Report. A transfer whose outcome is uncertain (the message was
+//! sent, no final reply came) is a Retry of the same host's queue, never a
+//! failover that would make a second copy. A settlement that fails after a
+//! transfer is retried until it is recorded.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use console::{QueueLine, QueueState};
+use console::QueueLine;
 use routing::{Failure, SmtpVia};
 use store::{MessageId, QueuedMessage, RecipientStatus, RecipientUpdate, Settlement};
-use tokio::sync::{Notify, Semaphore};
-use tracing::{info, warn};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tracing::{error, info, warn};
 use transfer::{Batch, Destination, RecipientResult, Transferer};
 
 use crate::events::event;
+use crate::plan::{Plan, Planner, message_label};
 use crate::snapshot::Snapshot;
-use crate::work::{Router, now_ms};
+use crate::work::{Router, blocking, lock, now_ms};
 
-/// Recipients of one message for one destination.
+/// Recipients of one message for one destination, each a committed Waiting row.
 #[derive(Debug, Clone)]
 pub(crate) struct Handoff {
     pub queue: String,
     pub via: SmtpVia,
     pub message: MessageId,
     pub recipients: Vec<String>,
-    /// The message as routed, while it is cheap to keep (saves a read).
-    pub copy: Option<Arc<QueuedMessage>>,
+    pub size: u64,
     /// Do not try before (a retry time recorded before a restart).
     pub not_before: Option<i64>,
     pub attempts: u32,
 }
 
-/// A message waiting in a queue: its id, the recipients for this destination,
-/// and (for a short queue) the message itself.
-type Entry = (MessageId, Vec<String>, Option<Arc<QueuedMessage>>);
+impl Handoff {
+    /// The hand-offs a message's Waiting rows stand for: one per queue.
+    pub(crate) fn from_rows(msg: &QueuedMessage) -> Vec<Handoff> {
+        let mut out: Vec<Handoff> = Vec::new();
+        for r in msg
+            .recipients
+            .iter()
+            .filter(|r| r.status == RecipientStatus::Waiting)
+        {
+            let (Some(queue), Some(via)) = (
+                r.queue.clone(),
+                r.via.as_deref().and_then(SmtpVia::decode),
+            ) else {
+                warn!(target: "router", "Router: message {} recipient {} waits without a queue; it stays in the mail box", msg.id, r.address);
+                continue;
+            };
+            match out.iter_mut().find(|h| h.queue == queue) {
+                Some(h) => {
+                    h.recipients.push(r.address.clone());
+                    h.attempts = h.attempts.max(r.attempts);
+                    h.not_before = h.not_before.max(r.next_attempt);
+                }
+                None => out.push(Handoff {
+                    queue,
+                    via,
+                    message: msg.id,
+                    recipients: vec![r.address.clone()],
+                    size: msg.size,
+                    not_before: r.next_attempt,
+                    attempts: r.attempts,
+                }),
+            }
+        }
+        out
+    }
+}
 
-/// Above this many waiting messages a queue keeps ids only.
-const COPIES_UP_TO: usize = 2_000;
+/// A message waiting in a queue: its id and the recipients for this destination.
+#[derive(Debug, Clone)]
+struct Entry {
+    message: MessageId,
+    recipients: Vec<String>,
+    size: u64,
+}
+
+/// Where a queue stands when no transfer of it runs (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QueueState {
+    Ready,
+    /// Held back by a schedule or threshold until `until` (or until told):
+    /// set by connection schedules and thresholds, which come with transfer
+    /// between servers.
+    #[allow(dead_code)]
+    Wait { until: Option<i64>, reason: String },
+    /// The last transfer failed; the next one starts at `next_retry`.
+    Retry {
+        attempts: u32,
+        last_error: String,
+        next_retry: i64,
+        waiting_for_dns: bool,
+    },
+}
 
 #[derive(Debug)]
 struct DestQueue {
     via: SmtpVia,
     entries: VecDeque<Entry>,
-    /// Messages being transferred now: never two transfers of one message at once.
-    in_flight: Vec<MessageId>,
-    busy: u32,
-    attempts: u32,
-    last_error: Option<String>,
-    next_retry: Option<i64>,
-    waiting_for_dns: bool,
+    /// Every message of the queue, waiting or in transfer: a message is in
+    /// a queue once, and never in two transfers at a time.
+    members: HashSet<MessageId>,
+    /// Messages being transferred now.
+    in_flight: HashSet<MessageId>,
+    /// Messages handed to the queue again while in transfer: queued again after it.
+    again: HashSet<MessageId>,
+    state: QueueState,
+}
+
+impl DestQueue {
+    fn new(via: SmtpVia) -> DestQueue {
+        DestQueue {
+            via,
+            entries: VecDeque::new(),
+            members: HashSet::new(),
+            in_flight: HashSet::new(),
+            again: HashSet::new(),
+            state: QueueState::Ready,
+        }
+    }
+
+    /// Whether a transfer may start now.
+    fn due(&self, now: i64) -> bool {
+        match &self.state {
+            QueueState::Ready => true,
+            QueueState::Retry { next_retry, .. } => *next_retry <= now,
+            QueueState::Wait { until, .. } => until.is_some_and(|t| t <= now),
+        }
+    }
+
+    fn busy(&self) -> u32 {
+        u32::try_from(self.in_flight.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// The transfer-thread limit: ONE semaphore, resized in place
+/// (`add_permits` / `forget_permits`); permits that could not be forgotten
+/// while held are owed and forgotten as their transfers end.
+struct Threads {
+    sem: Arc<Semaphore>,
+    total: AtomicUsize,
+    owed: AtomicUsize,
+    active: AtomicUsize,
+}
+
+impl Threads {
+    fn new(n: usize) -> Threads {
+        let n = n.max(1);
+        Threads {
+            sem: Arc::new(Semaphore::new(n)),
+            total: AtomicUsize::new(n),
+            owed: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+        }
+    }
+
+    fn resize(&self, n: usize) {
+        let n = n.max(1);
+        let total = self.total.swap(n, SeqCst);
+        if n > total {
+            let mut grow = n - total;
+            // Cancel what is still owed before adding permits.
+            let _ = self.owed.fetch_update(SeqCst, SeqCst, |owed| {
+                let paid = owed.min(grow);
+                grow -= paid;
+                Some(owed - paid)
+            });
+            self.sem.add_permits(grow);
+        } else if n < total {
+            let shrink = total - n;
+            let forgotten = self.sem.forget_permits(shrink);
+            self.owed.fetch_add(shrink - forgotten, SeqCst);
+        }
+    }
+
+    fn try_start(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.sem.clone().try_acquire_owned().ok()?;
+        self.active.fetch_add(1, SeqCst);
+        Some(permit)
+    }
+
+    fn finish(&self, permit: OwnedSemaphorePermit) {
+        self.active.fetch_sub(1, SeqCst);
+        let owed = self
+            .owed
+            .fetch_update(SeqCst, SeqCst, |owed| owed.checked_sub(1));
+        if owed.is_ok() {
+            permit.forget();
+        }
+    }
 }
 
 /// The per-destination queues and the transfer threads.
@@ -65,7 +216,7 @@ pub(crate) struct Outbound {
     queues: Mutex<BTreeMap<String, DestQueue>>,
     wake: Notify,
     transferer: ArcSwap<Option<(TransferKey, Transferer)>>,
-    threads: ArcSwap<Semaphore>,
+    threads: Threads,
 }
 
 /// What the transfer client is built from; rebuilt when it changes.
@@ -79,17 +230,13 @@ struct TransferKey {
     debug: bool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Outbound {
     pub fn new(threads: usize) -> Outbound {
         Outbound {
             queues: Mutex::new(BTreeMap::new()),
             wake: Notify::new(),
             transferer: ArcSwap::from_pointee(None),
-            threads: ArcSwap::from_pointee(Semaphore::new(threads.max(1))),
+            threads: Threads::new(threads),
         }
     }
 
@@ -130,37 +277,46 @@ impl Outbound {
         Ok(t)
     }
 
+    /// Puts committed Waiting rows in their queue (once per message and queue).
     pub fn enqueue(&self, h: Handoff) {
         let now = now_ms();
         {
             let mut queues = lock(&self.queues);
-            let q = queues.entry(h.queue.clone()).or_insert_with(|| DestQueue {
-                via: h.via.clone(),
-                entries: VecDeque::new(),
-                in_flight: Vec::new(),
-                busy: 0,
-                attempts: 0,
-                last_error: None,
-                next_retry: None,
-                waiting_for_dns: false,
-            });
+            let q = queues
+                .entry(h.queue.clone())
+                .or_insert_with(|| DestQueue::new(h.via.clone()));
             q.via = h.via;
             if let Some(t) = h.not_before.filter(|t| *t > now)
-                && q.next_retry.is_none_or(|n| n < t)
-                && q.entries.is_empty()
-                && q.busy == 0
+                && q.state == QueueState::Ready
+                && q.members.is_empty()
             {
-                q.next_retry = Some(t);
-                q.attempts = q.attempts.max(h.attempts);
+                q.state = QueueState::Retry {
+                    attempts: h.attempts,
+                    last_error: "waiting for the retry time recorded before the restart".into(),
+                    next_retry: t,
+                    waiting_for_dns: false,
+                };
             }
-            if !q.in_flight.contains(&h.message)
-                && !q.entries.iter().any(|(id, _, _)| *id == h.message)
-            {
-                let copy = h.copy.filter(|_| q.entries.len() < COPIES_UP_TO);
-                q.entries.push_back((h.message, h.recipients, copy));
+            if q.members.insert(h.message) {
+                q.entries.push_back(Entry {
+                    message: h.message,
+                    recipients: h.recipients,
+                    size: h.size,
+                });
+            } else if q.in_flight.contains(&h.message) {
+                q.again.insert(h.message);
             }
         }
         self.wake.notify_one();
+    }
+
+    /// `tell router delete`: the message leaves every queue now.
+    pub fn forget(&self, id: MessageId) {
+        for q in lock(&self.queues).values_mut() {
+            if q.members.remove(&id) {
+                q.entries.retain(|e| e.message != id);
+            }
+        }
     }
 
     /// `route DEST` / `route *`: retry now.
@@ -168,7 +324,7 @@ impl Outbound {
         let mut n = 0;
         for (name, q) in lock(&self.queues).iter_mut() {
             if dest.is_none_or(|d| d == "*" || d.eq_ignore_ascii_case(name)) {
-                q.next_retry = None;
+                q.state = QueueState::Ready;
                 n += 1;
             }
         }
@@ -180,23 +336,39 @@ impl Outbound {
     pub fn queue_lines(&self) -> Vec<QueueLine> {
         lock(&self.queues)
             .iter()
-            .filter(|(_, q)| q.busy > 0 || !q.entries.is_empty())
-            .map(|(name, q)| QueueLine {
-                msgs: (q.entries.len() + q.busy as usize) as u64,
-                state: if q.busy > 0 {
-                    QueueState::Busy(q.busy)
-                } else if q.next_retry.is_some() {
-                    QueueState::Retry(q.attempts)
-                } else {
-                    QueueState::Ready
-                },
-                via: "SMTP".into(),
-                destination: match &q.via {
-                    SmtpVia::Relay(r) => format!("{name} (relay {r})"),
-                    SmtpVia::Mx(_) => format!("{name} (MX)"),
-                },
-                last_error: q.next_retry.and(q.last_error.clone()),
-                next_retry: q.next_retry,
+            .filter(|(_, q)| !q.members.is_empty())
+            .map(|(name, q)| {
+                let (state, last_error, next_retry) = match (&q.state, q.busy()) {
+                    (_, busy) if busy > 0 => (console::QueueState::Busy(busy), None, None),
+                    (QueueState::Ready, _) => (console::QueueState::Ready, None, None),
+                    (QueueState::Wait { until, reason }, _) => {
+                        (console::QueueState::Wait, Some(reason.clone()), *until)
+                    }
+                    (
+                        QueueState::Retry {
+                            attempts,
+                            last_error,
+                            next_retry,
+                            ..
+                        },
+                        _,
+                    ) => (
+                        console::QueueState::Retry(*attempts),
+                        Some(last_error.clone()),
+                        Some(*next_retry),
+                    ),
+                };
+                QueueLine {
+                    msgs: q.members.len() as u64,
+                    state,
+                    via: "SMTP".into(),
+                    destination: match &q.via {
+                        SmtpVia::Relay(r) => format!("{name} (relay {r})"),
+                        SmtpVia::Mx(_) => format!("{name} (MX)"),
+                    },
+                    last_error,
+                    next_retry,
+                }
             })
             .collect()
     }
@@ -204,27 +376,106 @@ impl Outbound {
     /// Messages waiting in outbound queues, and those whose destination's DNS failed.
     pub fn waiting(&self) -> (u64, u64) {
         let queues = lock(&self.queues);
-        let all = queues
-            .values()
-            .map(|q| q.entries.len() as u64 + u64::from(q.busy))
-            .sum();
+        let all = queues.values().map(|q| q.members.len() as u64).sum();
         let dns = queues
             .values()
-            .filter(|q| q.waiting_for_dns)
-            .map(|q| q.entries.len() as u64)
+            .filter(|q| {
+                matches!(
+                    q.state,
+                    QueueState::Retry {
+                        waiting_for_dns: true,
+                        ..
+                    }
+                )
+            })
+            .map(|q| q.members.len() as u64)
             .sum();
         (all, dns)
     }
 
     pub fn set_threads(&self, n: usize) {
-        if self.threads.load().available_permits() != n {
-            self.threads.store(Arc::new(Semaphore::new(n.max(1))));
+        self.threads.resize(n);
+        self.wake.notify_one();
+    }
+
+    /// A transfer of `id` ended: out of flight, out of the queue unless it
+    /// waits again (`retry`), and the queue's state says how it went.
+    fn finished(&self, queue: &str, id: MessageId, outcome: Finished) {
+        let mut queues = lock(&self.queues);
+        let Some(q) = queues.get_mut(queue) else {
+            return;
+        };
+        q.in_flight.remove(&id);
+        if q.again.remove(&id) && q.members.contains(&id) {
+            // More rows joined during the transfer: one more pass over its rows.
+            q.entries.push_back(Entry {
+                message: id,
+                recipients: Vec::new(),
+                size: 0,
+            });
+            if !matches!(outcome, Finished::Retry { .. }) {
+                return;
+            }
+        }
+        match outcome {
+            Finished::Done => {
+                q.members.remove(&id);
+                if matches!(q.state, QueueState::Retry { .. }) && q.in_flight.is_empty() {
+                    q.state = QueueState::Ready;
+                }
+            }
+            Finished::Succeeded => {
+                q.members.remove(&id);
+                q.state = QueueState::Ready;
+            }
+            Finished::Retry {
+                recipients,
+                size,
+                error,
+                next_retry,
+                waiting_for_dns,
+            } => {
+                if q.members.contains(&id) && !q.entries.iter().any(|e| e.message == id) {
+                    // Waiting for the retry: the id goes back to the front.
+                    q.entries.push_front(Entry {
+                        message: id,
+                        recipients,
+                        size,
+                    });
+                }
+                let attempts = match &q.state {
+                    QueueState::Retry { attempts, .. } => attempts + 1,
+                    _ => 1,
+                };
+                q.state = QueueState::Retry {
+                    attempts,
+                    last_error: error,
+                    next_retry,
+                    waiting_for_dns,
+                };
+            }
         }
     }
 }
 
+/// How one transfer ended, for its queue.
+enum Finished {
+    /// Nothing (more) to send for it: recorded, deleted, held.
+    Done,
+    /// Sent: the queue is Ready again.
+    Succeeded,
+    /// Back in the queue until `next_retry`.
+    Retry {
+        recipients: Vec<String>,
+        size: u64,
+        error: String,
+        next_retry: i64,
+        waiting_for_dns: bool,
+    },
+}
+
 impl Router {
-    /// The dispatcher: start transfers from Ready queues, within the thread limits.
+    /// The dispatcher: start transfers from due queues, within the thread limits.
     pub(crate) async fn dispatch(self) {
         let out = self.outbound().clone();
         loop {
@@ -232,39 +483,41 @@ impl Router {
             let per_queue = u32::from(snap.config.max_concurrent_transfers).max(1);
             let now = now_ms();
             let mut started = Vec::new();
-            let sem = out.threads.load_full();
             {
                 let mut queues = lock(&out.queues);
                 'queues: for (name, q) in queues.iter_mut() {
-                    if q.next_retry.is_some_and(|t| t > now) {
+                    if !q.due(now) {
                         continue;
                     }
-                    q.next_retry = None;
-                    while q.busy < per_queue {
+                    while q.busy() < per_queue {
                         let Some(entry) = q.entries.front() else {
                             break;
                         };
-                        let Ok(permit) = sem.clone().try_acquire_owned() else {
+                        if q.in_flight.contains(&entry.message) {
+                            break;
+                        }
+                        let Some(permit) = out.threads.try_start() else {
                             break 'queues;
                         };
-                        let (id, rcpts, copy) = entry.clone();
-                        q.entries.pop_front();
-                        q.in_flight.push(id);
-                        q.busy += 1;
-                        started.push((name.clone(), q.via.clone(), id, rcpts, copy, permit));
+                        let entry = q.entries.pop_front().unwrap_or_else(|| unreachable!());
+                        q.in_flight.insert(entry.message);
+                        started.push((name.clone(), q.via.clone(), entry, permit));
                     }
                 }
             }
-            let active = (sem_total(&snap) - sem.available_permits()) as u64;
+            let active = out.threads.active.load(SeqCst) as u64;
             let stats = &self.shared().stats;
             stats.transfer_active.store(active, Relaxed);
             stats.transfer_concurrent_highest.fetch_max(active, Relaxed);
-            for (queue, via, id, rcpts, copy, permit) in started {
+            for (queue, via, entry, permit) in started {
                 let router = self.clone();
                 tokio::spawn(async move {
-                    router.transfer_one(&queue, via, id, rcpts, copy).await;
-                    drop(permit);
-                    router.outbound().wake.notify_one();
+                    let id = entry.message;
+                    let finished = router.transfer_one(&queue, via, entry).await;
+                    let out = router.outbound();
+                    out.finished(&queue, id, finished);
+                    out.threads.finish(permit);
+                    out.wake.notify_one();
                 });
             }
             tokio::select! {
@@ -274,67 +527,62 @@ impl Router {
         }
     }
 
-    async fn transfer_one(
-        &self,
-        queue: &str,
-        via: SmtpVia,
-        id: MessageId,
-        rcpts: Vec<String>,
-        copy: Option<Arc<QueuedMessage>>,
-    ) {
-        let out = self.outbound().clone();
-        let done = |error: Option<(String, bool, i64)>| {
-            let mut queues = lock(&out.queues);
-            if let Some(q) = queues.get_mut(queue) {
-                q.busy = q.busy.saturating_sub(1);
-                q.in_flight.retain(|m| *m != id);
-                match error {
-                    None => {
-                        q.attempts = 0;
-                        q.last_error = None;
-                        q.waiting_for_dns = false;
-                    }
-                    Some((e, dns, next)) => {
-                        q.attempts += 1;
-                        q.last_error = Some(e);
-                        q.waiting_for_dns = dns;
-                        q.next_retry = Some(next);
-                    }
-                }
+    async fn transfer_one(&self, queue: &str, via: SmtpVia, entry: Entry) -> Finished {
+        let id = entry.message;
+        let store = self.shared().store.clone();
+        // The rows and the body, read off the runtime's threads.
+        let read = blocking(move || -> Result<Option<(QueuedMessage, Vec<u8>)>, store::StoreError> {
+            let Some(msg) = store.message(id)? else {
+                return Ok(None);
+            };
+            if msg.state != store::MessageState::Pending {
+                return Ok(None);
             }
-        };
-        let stored = match copy {
-            Some(m) => Ok(Some(m)),
-            None => self.shared().store.message(id).map(|m| m.map(Arc::new)),
-        };
-        let msg = match stored {
-            Ok(Some(m)) if m.state == store::MessageState::Pending => m,
-            Ok(_) => return done(None),
+            Ok(store.message_data(id)?.map(|data| (msg, data)))
+        })
+        .await;
+        let (msg, data) = match read {
+            Ok(Some(found)) => found,
+            // Deleted, held or dead: nothing to send. Its rows say what happens next.
+            Ok(None) => return Finished::Done,
             Err(e) => {
                 warn!(target: "router", "Router: cannot read message {id} for transfer: {e}");
-                let next = now_ms() + 60_000;
-                return done(Some((e.to_string(), false, next)));
+                return Finished::Retry {
+                    recipients: entry.recipients,
+                    size: entry.size,
+                    error: e.to_string(),
+                    next_retry: now_ms() + 60_000,
+                    waiting_for_dns: false,
+                };
             }
         };
-        // Only recipients still waiting for this queue (their outcome may be recorded already).
-        let rcpts: Vec<String> = rcpts
-            .into_iter()
-            .filter(|r| {
-                msg.recipients.iter().any(|q| {
-                    q.address.eq_ignore_ascii_case(r) && q.status == RecipientStatus::Pending
-                })
-            })
+        // The rows decide: every recipient of the message still Waiting for
+        // this queue (an outcome may be recorded already; another may have
+        // joined since the entry was made).
+        let rcpts: Vec<String> = msg
+            .recipients
+            .iter()
+            .filter(|q| q.status == RecipientStatus::Waiting && q.queue.as_deref() == Some(queue))
+            .map(|q| q.address.clone())
             .collect();
         if rcpts.is_empty() {
-            return done(None);
+            return Finished::Done;
         }
         let snap = self.shared().snapshot.load_full();
-        let transferer = match out.transferer(&snap, self.shared().client_debug.get()) {
+        let transferer = match self
+            .outbound()
+            .transferer(&snap, self.shared().client_debug.get())
+        {
             Ok(t) => t,
             Err(e) => {
-                let next = now_ms() + 60_000;
                 warn!(target: "router", "Router: SMTP client not available: {e}");
-                return done(Some((e, false, next)));
+                return Finished::Retry {
+                    recipients: rcpts,
+                    size: entry.size,
+                    error: e,
+                    next_retry: now_ms() + 60_000,
+                    waiting_for_dns: false,
+                };
             }
         };
         let dest = match &via {
@@ -345,24 +593,21 @@ impl Router {
             info!(target: "router", "Router: Transferring mail to domain {queue} (host {}) via SMTP",
                 match &via { SmtpVia::Relay(r) => r.to_string(), SmtpVia::Mx(d) => format!("MX of {d}") });
         }
-        let size = msg.data.len() as u64;
+        let size = data.len() as u64;
         let batch = Batch {
             from: msg.from.clone(),
             recipients: rcpts.clone(),
-            data: msg.data.clone(),
+            body_8bit: data.iter().any(|b| *b >= 0x80),
+            data: Arc::new(data),
             size,
-            body_8bit: msg.data.iter().any(|b| *b >= 0x80),
         };
-        self.shared().stats.transfer_active.fetch_add(0, Relaxed);
         let report = transferer.send(&dest, &batch).await;
+        drop(batch);
 
         let now = now_ms();
         let server = snap.server.name.to_string();
-        let msg_id = msg.message_id.clone().unwrap_or_else(|| msg.id.to_string());
-        let mut s = Settlement {
-            message: id,
-            ..Settlement::default()
-        };
+        let msg_id = message_label(&msg);
+        let mut plan = Plan::for_message(&msg);
         let mut failures = Vec::new();
         let mut transient: Option<String> = None;
         let mut transferred = false;
@@ -377,6 +622,7 @@ impl Router {
         let delay = retry_delay(&snap.config, attempts);
         let expired = now - msg.received_at
             > i64::try_from(snap.config.expire_after.as_millis()).unwrap_or(i64::MAX);
+        let s = &mut plan.settlement;
         for (rcpt, result) in report.results {
             match result {
                 RecipientResult::Delivered { host, reply } => {
@@ -400,24 +646,14 @@ impl Router {
                         },
                     ));
                 }
-                RecipientResult::Permanent { reply } => {
+                RecipientResult::Permanent { reply, status } => {
                     self.shared().stats.transfer_failed_smtp();
-                    let status = enhanced_status(&reply);
-                    failures.push((
-                        rcpt,
-                        Failure {
-                            reason: reply,
-                            status,
-                        },
-                    ));
+                    failures.push((rcpt, Failure::new(status, reply)));
                 }
                 RecipientResult::Transient { reason } => {
                     self.shared().stats.transfer_failed_smtp();
                     if expired {
-                        failures.push((rcpt, Failure {
-                            reason: format!("Message expired: not delivered within {}.  Last error: {reason}", directory::format_duration(snap.config.expire_after)),
-                            status: "4.4.7",
-                        }));
+                        failures.push((rcpt, Failure::new("4.4.7", format!("Message expired: not delivered within {}.  Last error: {reason}", directory::format_duration(snap.config.expire_after)))));
                     } else {
                         s.events.push(event(
                             now,
@@ -443,50 +679,78 @@ impl Router {
                 }
             }
         }
-        if transferred {
-            self.shared().stats.transferred_smtp(size);
-            if self.shared().verbosity.shows(40) {
-                info!(target: "router", "Router: Transferred 1 messages to {queue} via SMTP");
-            }
-        }
         if !failures.is_empty() {
-            self.settle_failures(&snap, &msg, &msg_id, now, failures, &mut s);
+            let shared = self.shared().clone();
+            let snap2 = snap.clone();
+            let msg2 = msg.clone();
+            let label = msg_id.clone();
+            plan = blocking(move || {
+                let planner = Planner {
+                    snap: &snap2,
+                    store: &shared.store,
+                        verbosity: &shared.verbosity,
+                    lookup_debug: &shared.lookup_debug,
+                    now,
+                    usage: Default::default(),
+                };
+                planner.fail(&msg2, &label, failures, &mut plan);
+                plan
+            })
+            .await;
         }
-        let retry_rcpts: Vec<String> = s
+        let retry_rcpts: Vec<String> = plan
+            .settlement
             .outcomes
             .iter()
             .filter(|(_, u)| matches!(u, RecipientUpdate::Retry { .. }))
             .map(|(a, _)| a.clone())
             .collect();
-        match self.shared().store.settle(vec![s]).await {
-            Ok(outcomes) => {
-                for o in outcomes {
-                    for m in o.new_messages {
-                        let r = self.clone();
-                        tokio::spawn(async move { r.submit(m).await });
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(target: "router", "Router: cannot record the transfer of message {id}: {e}")
+        // What left the server must be recorded: retry until it is.
+        let outcome = self.settle_until_recorded(plan.settlement.clone()).await;
+        let applied_transfer = transferred
+            && plan.settlement.outcomes.iter().any(|(a, u)| {
+                matches!(u, RecipientUpdate::Final { status: RecipientStatus::Transferred, .. })
+                    && !outcome.skipped.iter().any(|x| x.eq_ignore_ascii_case(a))
+            });
+        if applied_transfer {
+            self.shared().stats.transferred_smtp(size);
+            if self.shared().verbosity.shows(40) {
+                info!(target: "router", "Router: Transferred 1 messages to {queue} via SMTP");
             }
         }
+        self.after_settle(plan, outcome);
         match transient {
             Some(err) => {
                 if self.shared().verbosity.shows(20) {
                     warn!(target: "router", "Router: No messages transferred to {queue} via SMTP: {err}");
                 }
-                // The message waits in its queue for the retry.
-                {
-                    let mut queues = lock(&out.queues);
-                    if let Some(q) = queues.get_mut(queue) {
-                        // Waiting for a retry: keep the id, not the message.
-                        q.entries.push_front((id, retry_rcpts, None));
-                    }
+                Finished::Retry {
+                    recipients: retry_rcpts,
+                    size,
+                    error: err,
+                    next_retry: now + delay,
+                    waiting_for_dns: report.waiting_for_dns,
                 }
-                done(Some((err, report.waiting_for_dns, now + delay)));
             }
-            None => done(None),
+            None if transferred => Finished::Succeeded,
+            None => Finished::Done,
+        }
+    }
+
+    /// Records a settlement of work already done outside (a transfer): a
+    /// store error is retried, with growing pauses, until it is recorded.
+    pub(crate) async fn settle_until_recorded(&self, s: Settlement) -> store::SettleOutcome {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.shared().store.settle(vec![s.clone()]).await {
+                Ok(mut outcomes) if !outcomes.is_empty() => return outcomes.remove(0),
+                Ok(_) => {}
+                Err(e) => {
+                    error!(target: "router", "Router: cannot record the transfer of message {} ({e}); trying again in {} ms", s.message, pause.as_millis());
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
         }
     }
 }
@@ -547,29 +811,12 @@ impl Router {
     }
 }
 
-fn sem_total(snap: &Snapshot) -> usize {
-    usize::from(snap.config.transfer_threads).max(1)
-}
-
 /// `initial_retry` doubled per failed attempt, capped at `retry_cap` (milliseconds).
 pub(crate) fn retry_delay(config: &directory::Config, attempts: u32) -> i64 {
     let base = config.initial_retry.as_millis();
     let cap = config.retry_cap.as_millis().max(base);
     let delay = base.saturating_mul(1u128 << attempts.saturating_sub(1).min(20));
     i64::try_from(delay.min(cap)).unwrap_or(i64::MAX)
-}
-
-/// The RFC 3463 status in an SMTP reply (`550 5.1.1 ...`), or `5.0.0`.
-fn enhanced_status(reply: &str) -> &'static str {
-    const KNOWN: [&str; 12] = [
-        "5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.2.1", "5.2.2", "5.2.3", "5.3.4", "5.4.4", "5.7.1",
-        "5.7.0", "5.4.7",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| reply.split_whitespace().any(|w| w == **k))
-        .copied()
-        .unwrap_or("5.0.0")
 }
 
 #[cfg(test)]
@@ -588,14 +835,5 @@ mod tests {
         assert_eq!(retry_delay(&c, 3), 240_000);
         assert_eq!(retry_delay(&c, 4), 300_000);
         assert_eq!(retry_delay(&c, 40), 300_000);
-    }
-
-    #[test]
-    fn status_from_reply() {
-        assert_eq!(
-            enhanced_status("SMTP Protocol Returned a Permanent Error 550 5.1.1 no such user"),
-            "5.1.1"
-        );
-        assert_eq!(enhanced_status("550 no"), "5.0.0");
     }
 }

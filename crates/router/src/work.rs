@@ -1,28 +1,35 @@
-//! The router's delivery workers: batches of messages in, settlements out.
+//! The router's delivery workers and the mail box loader: messages in,
+//! settlements out, hand-offs to the outbound queues after they commit.
+//!
+//! A message is in at most one routing pass at a time (`routing` set); a
+//! message submitted again meanwhile is re-read from the mail box after the
+//! pass. The settlement is conditional anyway (the store applies an outcome
+//! only to a row still open), so a message routed twice — `route *`, a
+//! restart, a message both in the channel and re-read — is delivered once.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use report::{FailedRecipient, ReportInput};
-use routing::{Action, Failure, Route};
+use routing::{Action, Route};
 use store::{
-    Delivery, Flags, Incoming, MessageKind, MessageState, QueuedMessage, RecipientStatus,
-    RecipientUpdate, Settlement, Store,
+    MessageId, MessageState, QueuedMessage, RecipientStatus, SettleOutcome, Settlement, Store,
+    StoreError,
 };
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::events::{RouterStats, Verbosity, event};
+use crate::events::{RouterStats, Verbosity};
 use crate::outbound::{Handoff, Outbound};
+use crate::plan::{Plan, Planner};
 use crate::snapshot::Snapshot;
 
 /// Messages taken from the channel per batch (one store transaction).
 const BATCH: usize = 256;
-const QUOTA_REASON: &str =
-    "Router: Recipient's mail file size exceeds the maximum size allowed for mail delivery.";
-const HOP_REASON: &str = "Maximum hop count exceeded.  Message probably in a routing loop.";
+/// Messages read from the mail box per page at start and on `route *`.
+const PAGE: usize = 256;
 
 /// What the router shares with the server's other tasks.
 pub struct RouterShared {
@@ -43,33 +50,50 @@ pub struct Router {
     tx: mpsc::Sender<QueuedMessage>,
     shared: Arc<RouterShared>,
     outbound: Arc<Outbound>,
+    passes: Arc<Mutex<Passes>>,
+}
+
+/// Messages in a routing pass now, and those submitted again meanwhile.
+#[derive(Default)]
+struct Passes {
+    routing: HashSet<MessageId>,
+    again: HashSet<MessageId>,
 }
 
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs a synchronous store read (or other blocking work) off the async
+/// runtime's threads.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 impl Router {
-    /// Start `workers` delivery workers and queue every pending message of the mail box.
+    /// Start `workers` delivery workers and load the mail box: Pending
+    /// recipients are routed, Waiting ones go back to their queues.
     pub fn start(shared: Arc<RouterShared>, workers: usize) -> Router {
         let (tx, rx) = mpsc::channel::<QueuedMessage>(8192);
-        let rx = Arc::new(Mutex::new(rx));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let threads = usize::from(shared.snapshot.load().config.transfer_threads);
         let router = Router {
             tx,
             shared: shared.clone(),
             outbound: Arc::new(Outbound::new(threads)),
+            passes: Arc::new(Mutex::new(Passes::default())),
         };
-        shared
-            .stats
-            .transfer_max
-            .store(threads as u64, std::sync::atomic::Ordering::Relaxed);
+        shared.stats.transfer_max.store(threads as u64, Relaxed);
         tokio::spawn(router.clone().dispatch());
         let workers = workers.max(1);
-        shared
-            .stats
-            .delivery_max
-            .store(workers as u64, std::sync::atomic::Ordering::Relaxed);
+        shared.stats.delivery_max.store(workers as u64, Relaxed);
         for _ in 0..workers {
             let (rx, router) = (rx.clone(), router.clone());
             tokio::spawn(async move { router.worker(rx).await });
@@ -105,35 +129,68 @@ impl Router {
     /// A new directory snapshot may change the number of transfer threads.
     pub fn reconfigure(&self) {
         let snap = self.shared.snapshot.load();
-        self.outbound
-            .set_threads(usize::from(snap.config.transfer_threads));
+        let n = usize::from(snap.config.transfer_threads).max(1);
+        self.outbound.set_threads(n);
+        self.shared.stats.transfer_max.store(n as u64, Relaxed);
     }
 
-    /// Route a message that is durable in the mail box.
+    /// Route a message that is durable in the mail box (its Pending
+    /// recipients; Waiting ones are the outbound queues' business).
     pub async fn submit(&self, msg: QueuedMessage) {
+        if !msg
+            .recipients
+            .iter()
+            .any(|r| r.status == RecipientStatus::Pending)
+        {
+            return;
+        }
+        {
+            let mut passes = lock(&self.passes);
+            if !passes.routing.insert(msg.id) {
+                // On its way already: read again once that pass is recorded.
+                passes.again.insert(msg.id);
+                return;
+            }
+        }
         if self.tx.send(msg).await.is_err() {
             // Only at shutdown; the message stays pending in the mail box.
             warn!(target: "router", "Router: shutting down, message left in the mail box");
         }
     }
 
-    /// Queue every pending message of the mail box (start-up, `route *`).
+    /// Reads the mail box page by page (start-up, `route *`): Pending
+    /// recipients are routed, Waiting recipients rejoin their queues. No
+    /// body is read, and a page is handed on before the next is read.
     pub async fn requeue_pending(&self) {
-        match self.shared.store.pending() {
-            Ok(msgs) => {
-                if !msgs.is_empty() && self.shared.verbosity.shows(30) {
-                    info!(target: "router", "Router: {} pending messages in the mail box", msgs.len());
+        let mut after = 0;
+        let mut total = 0usize;
+        loop {
+            let store = self.shared.store.clone();
+            let page = blocking(move || store.pending_page(after, PAGE)).await;
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    error!(target: "router", "Router: cannot read the mail box: {e}");
+                    return;
                 }
-                for m in msgs {
-                    self.submit(m).await;
+            };
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            total += page.len();
+            for msg in page {
+                for h in Handoff::from_rows(&msg) {
+                    self.outbound.enqueue(h);
                 }
+                self.submit(msg).await;
             }
-            Err(e) => error!(target: "router", "Router: cannot read the mail box: {e}"),
+        }
+        if total > 0 && self.shared.verbosity.shows(30) {
+            info!(target: "router", "Router: {total} pending messages in the mail box");
         }
     }
 
     /// `tell router release dead|held ID`: back to Pending, routed again now.
-    pub async fn release(&self, id: store::MessageId) -> Result<bool, store::StoreError> {
+    pub async fn release(&self, id: MessageId) -> Result<bool, StoreError> {
         if !self
             .shared
             .store
@@ -142,14 +199,22 @@ impl Router {
         {
             return Ok(false);
         }
-        if let Some(m) = self.shared.store.message(id)? {
+        let store = self.shared.store.clone();
+        if let Some(m) = blocking(move || store.message(id)).await? {
             self.submit(m).await;
         }
         Ok(true)
     }
 
-    async fn worker(&self, rx: Arc<Mutex<mpsc::Receiver<QueuedMessage>>>) {
-        use std::sync::atomic::Ordering::Relaxed;
+    /// `tell router delete ID`: out of the mail box and out of every queue at
+    /// once; a deleted message is never sent afterwards.
+    pub async fn delete(&self, id: MessageId) -> Result<bool, StoreError> {
+        let deleted = self.shared.store.delete(id).await?;
+        self.outbound.forget(id);
+        Ok(deleted)
+    }
+
+    async fn worker(&self, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<QueuedMessage>>>) {
         loop {
             let mut batch = Vec::new();
             {
@@ -166,49 +231,68 @@ impl Router {
                 }
             }
             self.shared.stats.delivery_active.fetch_add(1, Relaxed);
+            let ids: Vec<MessageId> = batch.iter().map(|m| m.id).collect();
             self.run_batch(batch).await;
             self.shared.stats.delivery_active.fetch_sub(1, Relaxed);
+            self.pass_done(&ids).await;
+        }
+    }
+
+    /// The pass of these messages is over: those submitted meanwhile are read again.
+    async fn pass_done(&self, ids: &[MessageId]) {
+        let again: Vec<MessageId> = {
+            let mut passes = lock(&self.passes);
+            ids.iter()
+                .filter(|id| {
+                    passes.routing.remove(id);
+                    passes.again.remove(id)
+                })
+                .copied()
+                .collect()
+        };
+        for id in again {
+            let store = self.shared.store.clone();
+            if let Ok(Some(m)) = blocking(move || store.message(id)).await
+                && m.state == MessageState::Pending
+            {
+                self.submit(m).await;
+            }
         }
     }
 
     async fn run_batch(&self, batch: Vec<QueuedMessage>) {
-        let snap = self.shared.snapshot.load_full();
-        let now = now_ms();
-        let mut usage = HashMap::new();
-        let ids: Vec<store::MessageId> = batch.iter().map(|m| m.id).collect();
-        let mut handoffs = Vec::new();
-        let settlements: Vec<Settlement> = batch
-            .iter()
-            .map(|m| self.route_message(&snap, m, now, &mut usage, &mut handoffs))
-            .collect();
-        // A message whose recipients all wait in outbound queues has nothing to record.
-        let settlements: Vec<Settlement> =
-            settlements.into_iter().filter(|s| !is_empty(s)).collect();
-        let settled = if settlements.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.shared.store.settle(settlements).await
-        };
-        match settled {
+        let shared = self.shared.clone();
+        // Routing reads the store (quota, originals for reports): off the runtime's threads.
+        let plans: Vec<Plan> = blocking(move || {
+            let snap = shared.snapshot.load_full();
+            let mut planner = Planner {
+                snap: &snap,
+                store: &shared.store,
+                verbosity: &shared.verbosity,
+                lookup_debug: &shared.lookup_debug,
+                now: now_ms(),
+                usage: HashMap::new(),
+            };
+            batch.iter().map(|m| planner.route(m)).collect()
+        })
+        .await;
+        let settlements: Vec<Settlement> = plans.iter().map(|p| p.settlement.clone()).collect();
+        match self.shared.store.settle(settlements).await {
             Ok(outcomes) => {
-                for h in handoffs {
-                    self.outbound.enqueue(h);
-                }
-                for o in outcomes {
-                    for m in o.new_messages {
-                        let router = self.clone();
-                        // Reports go back through the router; never block this worker on its own queue.
-                        tokio::spawn(async move { router.submit(m).await });
-                    }
+                for (plan, outcome) in plans.into_iter().zip(outcomes) {
+                    self.after_settle(plan, outcome);
                 }
             }
             Err(e) => {
-                error!(target: "router", "Router: cannot record routing results ({e}); {} messages stay in the mail box and are retried", ids.len());
+                // Nothing left the server yet: the pass is simply done again later.
+                error!(target: "router", "Router: cannot record routing results ({e}); {} messages stay in the mail box and are routed again", plans.len());
                 let router = self.clone();
+                let ids: Vec<MessageId> = plans.iter().map(|p| p.settlement.message).collect();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     for id in ids {
-                        if let Ok(Some(m)) = router.shared.store.message(id)
+                        let store = router.shared.store.clone();
+                        if let Ok(Some(m)) = blocking(move || store.message(id)).await
                             && m.state == MessageState::Pending
                         {
                             router.submit(m).await;
@@ -219,278 +303,48 @@ impl Router {
         }
     }
 
-    /// Decide and prepare everything that happens to one message in this pass.
-    fn route_message(
-        &self,
-        snap: &Snapshot,
-        msg: &QueuedMessage,
-        now: i64,
-        usage: &mut HashMap<String, u64>,
-        handoffs: &mut Vec<Handoff>,
-    ) -> Settlement {
-        let shared = &self.shared;
-        let server = snap.server.name.to_string();
-        let msg_id = msg
-            .message_id
-            .clone()
-            .unwrap_or_else(|| format!("{}", msg.id));
-        let size = msg.data.len() as u64;
-        let mut s = Settlement {
-            message: msg.id,
-            outcomes: Vec::new(),
-            deliveries: Vec::new(),
-            new_messages: Vec::new(),
-            events: Vec::new(),
-            state: None,
-        };
-        let pending: Vec<String> = msg
-            .recipients
+    /// What a recorded plan sets going: counters and log lines for what was
+    /// applied, hand-offs for recipients whose `Queued` row committed, and
+    /// the reports to route.
+    pub(crate) fn after_settle(&self, plan: Plan, outcome: SettleOutcome) {
+        let stats = &self.shared.stats;
+        let skipped: HashSet<String> = outcome
+            .skipped
             .iter()
-            .filter(|r| r.status == RecipientStatus::Pending)
-            .map(|r| r.address.clone())
+            .map(|a| a.to_ascii_lowercase())
             .collect();
-        let mut failures: Vec<(String, Failure)> = Vec::new();
-        let ev = |rcpt: &str, outcome: &str, detail: &str| {
-            event(
-                now,
-                &msg_id,
-                &msg.from,
-                rcpt,
-                &server,
-                outcome,
-                detail,
-                msg.hop_count,
-                size,
-            )
-        };
-
-        if msg.hop_count > snap.config.max_hop_count {
-            for r in &pending {
-                failures.push((
-                    r.clone(),
-                    Failure {
-                        reason: HOP_REASON.into(),
-                        status: "5.4.6",
-                    },
-                ));
-            }
-        } else {
-            let steps = routing::resolve_all(snap.routing(), &pending);
-            if shared.lookup_debug.get() > 0 {
-                for step in &steps {
-                    info!(target: "router", "DebugRLookup: Lookup for {}: {}", step.address, describe(&step.action));
+        let applied = |a: &str| !skipped.contains(&a.to_ascii_lowercase());
+        if !outcome.gone {
+            let size = plan.size;
+            for (rcpt, owner) in plan.local.iter().filter(|(r, _)| applied(r)) {
+                let deliver_ms = u64::try_from(now_ms() - plan.received_at).unwrap_or(0);
+                stats.delivered(size, deliver_ms, plan.hop_count);
+                if self.shared.verbosity.shows(40) {
+                    info!(target: "router",
+                        "Router: Message {} delivered to {owner} ({rcpt}) Size: {}K Hop Count: {}",
+                        plan.label, size.div_ceil(1024), plan.hop_count);
                 }
             }
-            for step in steps {
-                let addr = step.address;
-                match step.action {
-                    Action::Expanded { members } => {
-                        s.events.push(ev(&addr, "expanded", &members.join(", ")));
-                        s.outcomes
-                            .push((addr, final_status(RecipientStatus::Expanded, None)));
-                    }
-                    Action::Forwarded { to } => {
-                        s.events.push(ev(&addr, "forwarded", &to));
-                        s.outcomes.push((
-                            addr,
-                            final_status(
-                                RecipientStatus::Forwarded,
-                                Some(format!("forwarded to {to}")),
-                            ),
-                        ));
-                    }
-                    Action::Duplicate { of } => {
-                        s.outcomes.push((
-                            addr,
-                            final_status(
-                                RecipientStatus::Delivered,
-                                Some(format!("same mail file as {of}")),
-                            ),
-                        ));
-                    }
-                    Action::Route(Route::Local {
-                        mail_file,
-                        owner,
-                        quota,
-                    }) => {
-                        let used = usage.entry(mail_file.clone()).or_insert_with(|| {
-                            shared.store.mailfile_usage(&mail_file).unwrap_or(0)
-                        });
-                        if quota.is_some_and(|q| *used + size > q) {
-                            failures.push((
-                                addr,
-                                Failure {
-                                    reason: QUOTA_REASON.into(),
-                                    status: "5.2.2",
-                                },
-                            ));
-                            continue;
-                        }
-                        *used += size;
-                        s.deliveries.push(Delivery {
-                            mail_file: mail_file.clone(),
-                            folder: "Inbox".into(),
-                            data: msg.data.to_vec(),
-                            internal_date: now,
-                            route_servers: vec![server.clone()],
-                            route_times: vec![now],
-                            flags: Flags::default(),
-                        });
-                        let deliver_ms = u64::try_from(now - msg.received_at).unwrap_or(0);
-                        shared.stats.delivered(size, deliver_ms, msg.hop_count);
-                        if shared.verbosity.shows(40) {
-                            info!(target: "router",
-                                "Router: Message {msg_id} delivered to {owner} from {} Size: {}K Time: {} Hop Count: {}",
-                                if msg.from.is_empty() { "<>" } else { &msg.from },
-                                size.div_ceil(1024),
-                                chrono::Local::now().format("%I:%M:%S %p"),
-                                msg.hop_count);
-                        }
-                        s.events.push(ev(&addr, "delivered", &mail_file));
-                        s.outcomes
-                            .push((addr, final_status(RecipientStatus::Delivered, None)));
-                    }
-                    Action::Route(Route::Server {
-                        destination,
-                        next_hop,
-                    }) => {
-                        let reason = format!(
-                            "Waiting for transfer to server {next_hop} (for {destination}): transfer between servers is not enabled on this server"
-                        );
-                        s.events.push(ev(&addr, "waiting", &reason));
-                        s.outcomes.push((
-                            addr,
-                            RecipientUpdate::Waiting {
-                                reason,
-                                queue: Some(next_hop),
-                            },
-                        ));
-                    }
-                    Action::Route(Route::Smtp { queue, via }) => {
-                        if let Some(f) = routing::outbound_refusal(&snap.config, &msg.from, &addr) {
-                            failures.push((addr, f));
-                            continue;
-                        }
-                        let (not_before, attempts) = msg
-                            .recipients
-                            .iter()
-                            .find(|r| r.address.eq_ignore_ascii_case(&addr))
-                            .map(|r| (r.next_attempt, r.attempts))
-                            .unwrap_or((None, 0));
-                        match handoffs
-                            .iter_mut()
-                            .find(|h| h.message == msg.id && h.queue == queue)
-                        {
-                            Some(h) => h.recipients.push(addr.clone()),
-                            None => handoffs.push(Handoff {
-                                queue: queue.clone(),
-                                via,
-                                message: msg.id,
-                                recipients: vec![addr.clone()],
-                                copy: Some(Arc::new(msg.clone())),
-                                not_before,
-                                attempts,
-                            }),
-                        }
-                        // Nothing to record yet: the outbound queue holds it, and a
-                        // restart routes the still-pending recipient again.
-                    }
-                    Action::Route(Route::Fail(f)) => failures.push((addr, f)),
+            for _ in plan.failed.iter().filter(|r| applied(r)) {
+                stats.failed();
+            }
+            if !outcome.new_messages.is_empty() {
+                for _ in 0..plan.reports {
+                    stats.report_sent();
+                }
+            }
+            for mut h in plan.handoffs {
+                h.recipients.retain(|r| applied(r));
+                if !h.recipients.is_empty() {
+                    self.outbound.enqueue(h);
                 }
             }
         }
-
-        if !failures.is_empty() {
-            self.settle_failures(snap, msg, &msg_id, now, failures, &mut s);
+        for m in outcome.new_messages {
+            let router = self.clone();
+            // Reports go back through the router; never block a worker on its own queue.
+            tokio::spawn(async move { router.submit(m).await });
         }
-        s
-    }
-
-    /// Failed recipients: a report to the sender, or Held, or Dead.
-    pub(crate) fn settle_failures(
-        &self,
-        snap: &Snapshot,
-        msg: &QueuedMessage,
-        msg_id: &str,
-        now: i64,
-        failures: Vec<(String, Failure)>,
-        s: &mut Settlement,
-    ) {
-        let shared = &self.shared;
-        let server = snap.server.name.to_string();
-        let size = msg.data.len() as u64;
-        let first = failures[0].1.reason.clone();
-        let is_report = msg.kind == MessageKind::Report || msg.from.is_empty();
-        let (outcome, state) = if is_report {
-            ("dead", Some(MessageState::Dead))
-        } else if snap.config.hold_undeliverable {
-            ("held", Some(MessageState::Held))
-        } else {
-            ("failed", None)
-        };
-        for (addr, f) in &failures {
-            shared.stats.failed();
-            if shared.verbosity.shows(20) {
-                warn!(target: "router", "Router: Message {msg_id} NOT delivered to {addr} from {}: {}",
-                    if msg.from.is_empty() { "<>" } else { &msg.from }, f.reason);
-            }
-            s.events.push(event(
-                now,
-                msg_id,
-                &msg.from,
-                addr,
-                &server,
-                outcome,
-                &f.reason,
-                msg.hop_count,
-                size,
-            ));
-            let update = match state {
-                // Held and Dead mail keeps its recipients for a later release.
-                Some(_) => RecipientUpdate::Waiting {
-                    reason: f.reason.clone(),
-                    queue: None,
-                },
-                None => final_status(RecipientStatus::Failed, Some(f.reason.clone())),
-            };
-            s.outcomes.push((addr.clone(), update));
-        }
-        if let Some(state) = state {
-            s.state = Some((state, Some(first)));
-            return;
-        }
-        let failed: Vec<FailedRecipient> = failures
-            .iter()
-            .map(|(addr, f)| FailedRecipient {
-                address: addr.clone(),
-                reason: f.reason.clone(),
-                status: f.status.to_owned(),
-                remote_mta: None,
-            })
-            .collect();
-        let route_servers = [server.clone()];
-        let unique = format!("{}.{}", msg.id, now);
-        let r = report::delivery_failure(&ReportInput {
-            reporting_host: &snap.server.hostname,
-            original_from: &msg.from,
-            original: &msg.data,
-            route_servers: &route_servers,
-            arrival: msg.received_at,
-            failures: &failed,
-            unique: &unique,
-        });
-        shared.stats.report_sent();
-        s.new_messages.push(Incoming {
-            from: String::new(),
-            recipients: vec![r.to],
-            data: r.data,
-            received_at: now,
-            kind: MessageKind::Report,
-            hop_count: 0,
-            origin: format!("report about {}", msg.id),
-            message_id: Some(r.message_id),
-            subject: Some(r.subject),
-        });
     }
 }
 
@@ -519,14 +373,3 @@ pub fn describe(action: &Action) -> String {
     }
 }
 
-fn is_empty(s: &Settlement) -> bool {
-    s.outcomes.is_empty()
-        && s.deliveries.is_empty()
-        && s.new_messages.is_empty()
-        && s.events.is_empty()
-        && s.state.is_none()
-}
-
-fn final_status(status: RecipientStatus, reason: Option<String>) -> RecipientUpdate {
-    RecipientUpdate::Final { status, reason }
-}

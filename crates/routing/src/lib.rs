@@ -10,6 +10,7 @@ mod address;
 mod policy;
 mod postmaster;
 mod resolve;
+mod via;
 
 pub use address::{Address, BadAddress};
 pub use policy::{list_verdict, outbound_refusal};

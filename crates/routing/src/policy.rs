@@ -32,7 +32,7 @@ pub fn outbound_refusal(config: &Config, from: &str, rcpt: &str) -> Option<Failu
         return Some(Failure {
             reason: "Your Domain does not have access to route messages to the specified domain."
                 .into(),
-            status: "5.7.1",
+            status: "5.7.1".into(),
         });
     }
     let sender = list_verdict(&o.allow_from, &o.deny_from, |e| e.matches_address(from));
@@ -42,7 +42,7 @@ pub fn outbound_refusal(config: &Config, from: &str, rcpt: &str) -> Option<Failu
                 "Message rejected for policy reasons: {} may not send mail outside the local Internet domain",
                 if from.is_empty() { "<>" } else { from }
             ),
-            status: "5.7.1",
+            status: "5.7.1".into(),
         });
     }
     None

@@ -19,14 +19,14 @@ pub struct Context<'a> {
 pub struct Failure {
     pub reason: String,
     /// RFC 3463 status for the delivery status notification.
-    pub status: &'static str,
+    pub status: String,
 }
 
 impl Failure {
-    fn new(status: &'static str, reason: impl Into<String>) -> Failure {
+    pub fn new(status: impl Into<String>, reason: impl Into<String>) -> Failure {
         Failure {
             reason: reason.into(),
-            status,
+            status: status.into(),
         }
     }
 }
@@ -85,6 +85,10 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub address: String,
+    /// The group or forwarding person this address was derived from, as
+    /// written in the message or the directory; `None` for an address of
+    /// the message itself.
+    pub parent: Option<String>,
     pub action: Action,
 }
 
@@ -95,6 +99,7 @@ pub fn route_to_server(ctx: Context<'_>, target: &directory::NotesName) -> Route
         seen: HashSet::new(),
         targets: Vec::new(),
         steps: Vec::new(),
+        parents: Vec::new(),
     };
     if *target == ctx.server.name {
         return Route::Local {
@@ -116,6 +121,7 @@ pub fn resolve_all(ctx: Context<'_>, recipients: &[String]) -> Vec<Step> {
         seen: HashSet::new(),
         targets: Vec::new(),
         steps: Vec::new(),
+        parents: Vec::new(),
     };
     for rcpt in recipients {
         r.visit(rcpt, 0, &mut Vec::new());
@@ -135,6 +141,8 @@ struct Resolver<'a> {
     /// Final targets already reached: (key, the address that reached it).
     targets: Vec<(String, String)>,
     steps: Vec<Step>,
+    /// The groups / forwarding persons being expanded, innermost last.
+    parents: Vec<String>,
 }
 
 /// How a lookup ended.
@@ -176,9 +184,11 @@ impl Resolver<'_> {
                     },
                 );
                 chain.push(key);
+                self.parents.push(address.to_owned());
                 for m in &members {
                     self.visit(m, depth + 1, chain);
                 }
+                self.parents.pop();
                 chain.pop();
             }
             Found::Entry(EntryRef::Person(i)) => {
@@ -195,7 +205,9 @@ impl Resolver<'_> {
                         }
                         self.push(address, Action::Forwarded { to: to.to_owned() });
                         chain.push(key);
+                        self.parents.push(address.to_owned());
                         self.visit(to, depth + 1, chain);
+                        self.parents.pop();
                         chain.pop();
                     }
                     _ => {
@@ -220,6 +232,7 @@ impl Resolver<'_> {
     fn push(&mut self, address: &str, action: Action) {
         self.steps.push(Step {
             address: address.to_owned(),
+            parent: self.parents.last().cloned(),
             action,
         });
     }

@@ -42,7 +42,7 @@ async fn execute(inst: &std::sync::Arc<Instance>, cmd: Command) -> anyhow::Resul
             )
         }
         Command::UpdateConfig => {
-            if crate::reload_directory(&inst.directory_path, std::slice::from_ref(inst)) {
+            if crate::reload_directory(&inst.directory_path, std::slice::from_ref(inst)).await {
                 "Router: Configuration updated: routing tables rebuilt\n".to_owned()
             } else {
                 "Router: The directory has errors; the previous configuration stays in use (see the log)\n"
@@ -51,7 +51,7 @@ async fn execute(inst: &std::sync::Arc<Instance>, cmd: Command) -> anyhow::Resul
         }
         Command::Release { which, id } => release(inst, which, id).await?,
         Command::Delete(id) => {
-            if inst.store.delete(id).await? {
+            if inst.router.delete(id).await? {
                 format!("Router: Message {id} deleted from the mail box\n")
             } else {
                 format!("Router: No message {id} in the mail box\n")
@@ -155,7 +155,8 @@ const HELP: &str = "Commands: show server | show tasks | show stat [mail|smtp|ro
 
 fn server_info(inst: &Instance) -> anyhow::Result<ServerInfo> {
     let snap = inst.snapshot();
-    let counts = inst.store.counts()?;
+    // An unhealthy store may still be readable; the counts are shown if so.
+    let counts = inst.store.counts().unwrap_or_default();
     let mut ports: Vec<(String, String)> = lock(&inst.tasks)
         .iter()
         .map(|t| {
@@ -179,6 +180,7 @@ fn server_info(inst: &Instance) -> anyhow::Result<ServerInfo> {
         tracking: true,
         ports,
         data: inst.data.display().to_string(),
+        store_problem: inst.store.health().err(),
     })
 }
 

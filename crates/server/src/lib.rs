@@ -98,22 +98,32 @@ async fn wait_for_shutdown() {
 /// directory and swap it in atomically, or keep the old one and log why.
 async fn watch_directory(path: PathBuf, instances: Vec<Arc<Instance>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut known = directory_mtimes(&path);
+    let mtimes = |path: PathBuf| async move {
+        tokio::task::spawn_blocking(move || directory_mtimes(&path))
+            .await
+            .unwrap_or_default()
+    };
+    let mut known = mtimes(path.clone()).await;
     loop {
         tick.tick().await;
-        let now = directory_mtimes(&path);
+        let now = mtimes(path.clone()).await;
         if now == known {
             continue;
         }
         known = now;
-        reload_directory(&path, &instances);
+        reload_directory(&path, &instances).await;
     }
 }
 
-/// Load and validate the whole directory; swap it into every server, or keep
-/// the one in use and log why the edit was refused.
-pub fn reload_directory(path: &Path, instances: &[Arc<Instance>]) -> bool {
-    match load_directory(path) {
+/// Load and validate the whole directory (on a blocking thread: parsing a
+/// large directory must not stall the servers' sessions); swap it into every
+/// server, or keep the one in use and log why the edit was refused.
+pub async fn reload_directory(path: &Path, instances: &[Arc<Instance>]) -> bool {
+    let owned = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || load_directory(&owned))
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the directory reader failed: {e}")));
+    match loaded {
         Ok(new) => {
             let new = Arc::new(new);
             for inst in instances {

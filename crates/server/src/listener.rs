@@ -322,6 +322,22 @@ impl SessionHandler for Handler {
         })
     }
 
+    /// No new mail while the store cannot be trusted.
+    async fn mail_from(&self, _s: &SessionInfo, _from: &str) -> Result<(), Reply> {
+        let inst = self.inst()?;
+        match inst.store.health() {
+            Ok(()) => Ok(()),
+            Err(why) => Err(Reply::new(
+                421,
+                (4, 3, 0),
+                format!(
+                    "{} Service not available, closing transmission channel: the mail store failed ({why})",
+                    inst.snapshot().server.hostname
+                ),
+            )),
+        }
+    }
+
     async fn rcpt_to(&self, s: &SessionInfo, _env: &Envelope, rcpt: &str) -> Result<(), Reply> {
         let inst = self.inst()?;
         let snap = inst.snapshot();
@@ -423,9 +439,20 @@ impl SessionHandler for Handler {
             }
             Err(e) => {
                 tracing::error!("SMTP Server: message not stored: {e}");
-                Err(Reply::temporary_failure(
-                    "Requested action aborted: local error in processing",
-                ))
+                match inst.store.health() {
+                    // The store cannot be trusted: say so and close, as a server shutting down would.
+                    Err(why) => Err(Reply::new(
+                        421,
+                        (4, 3, 0),
+                        format!(
+                            "{} Service not available, closing transmission channel: the mail store failed ({why})",
+                            inst.snapshot().server.hostname
+                        ),
+                    )),
+                    Ok(()) => Err(Reply::temporary_failure(
+                        "Requested action aborted: local error in processing",
+                    )),
+                }
             }
         }
     }

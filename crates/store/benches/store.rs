@@ -3,7 +3,9 @@
 //! mail files with a routing event. One iteration = one message through the
 //! store; criterion prints msgs/s. Two shapes: the server's (20 sessions
 //! accept, a router settles in batches meanwhile) and the naive one (each
-//! task waits for its settle before accepting the next message).
+//! task waits for its settle before accepting the next message). A third
+//! case delivers one message to `FAN_OUT` mail files in one settlement: one
+//! iteration = one message, its body stored once and referred to by each.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,8 @@ const TASKS: u64 = 20;
 const MAIL_FILES: u64 = 100;
 /// Settlements the router hands over in one `settle` call at most.
 const ROUTER_BATCH: usize = 64;
+/// Mail files one message goes to in the fan-out case.
+const FAN_OUT: u64 = 50;
 
 fn message(n: u64) -> Vec<u8> {
     let mut data = format!(
@@ -45,7 +49,7 @@ fn incoming(n: u64) -> (Incoming, String) {
 }
 
 /// What the router records after delivering message `id` to `address`.
-fn delivered(id: MessageId, n: u64, address: String, data: Vec<u8>) -> Settlement {
+fn delivered(id: MessageId, n: u64, address: String) -> Settlement {
     Settlement {
         message: id,
         outcomes: vec![(
@@ -56,9 +60,9 @@ fn delivered(id: MessageId, n: u64, address: String, data: Vec<u8>) -> Settlemen
             },
         )],
         deliveries: vec![Delivery {
+            recipient: address.clone(),
             mail_file: format!("mail/user{}", n % MAIL_FILES),
             folder: "Inbox".to_owned(),
-            data,
             internal_date: 1_700_000_000_000,
             route_servers: vec!["hub/Acme".to_owned()],
             route_times: vec![1_700_000_000_000],
@@ -94,9 +98,8 @@ async fn sequential(store: &Store, messages: u64) -> Duration {
             tokio::spawn(async move {
                 for n in share(task, messages) {
                     let (msg, address) = incoming(n);
-                    let data = msg.data.clone();
                     let queued = store.accept(msg).await.expect("accept");
-                    let settlement = delivered(queued.id, n, address, data);
+                    let settlement = delivered(queued.id, n, address);
                     store.settle(vec![settlement]).await.expect("settle");
                 }
             })
@@ -119,10 +122,9 @@ async fn pipelined(store: &Store, messages: u64) -> Duration {
             tokio::spawn(async move {
                 for n in share(task, messages) {
                     let (msg, address) = incoming(n);
-                    let data = msg.data.clone();
                     let queued = store.accept(msg).await.expect("accept");
                     to_router
-                        .send(delivered(queued.id, n, address, data))
+                        .send(delivered(queued.id, n, address))
                         .expect("router");
                 }
             })
@@ -151,6 +153,58 @@ async fn pipelined(store: &Store, messages: u64) -> Duration {
     start.elapsed()
 }
 
+/// Each message goes to `FAN_OUT` users: accepted, then delivered to all
+/// their mail files in one settlement.
+async fn fan_out(store: &Store, messages: u64) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in share(task, messages) {
+                    let (mut msg, _) = incoming(n);
+                    let users: Vec<u64> = (0..FAN_OUT).map(|i| (n + i) % MAIL_FILES).collect();
+                    msg.recipients = users.iter().map(|u| format!("user{u}@acme.com")).collect();
+                    let queued = store.accept(msg).await.expect("accept");
+                    let settlement = Settlement {
+                        message: queued.id,
+                        outcomes: users
+                            .iter()
+                            .map(|u| {
+                                (
+                                    format!("user{u}@acme.com"),
+                                    RecipientUpdate::Final {
+                                        status: RecipientStatus::Delivered,
+                                        reason: None,
+                                    },
+                                )
+                            })
+                            .collect(),
+                        deliveries: users
+                            .iter()
+                            .map(|u| Delivery {
+                                recipient: format!("user{u}@acme.com"),
+                                mail_file: format!("mail/user{u}"),
+                                folder: "Inbox".to_owned(),
+                                internal_date: 1_700_000_000_000,
+                                route_servers: vec!["hub/Acme".to_owned()],
+                                route_times: vec![1_700_000_000_000],
+                                flags: Flags::default(),
+                            })
+                            .collect(),
+                        ..Settlement::default()
+                    };
+                    store.settle(vec![settlement]).await.expect("settle");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    start.elapsed()
+}
+
 fn accept_and_deliver(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -168,6 +222,9 @@ fn accept_and_deliver(c: &mut Criterion) {
     });
     group.bench_function("20 tasks accept then settle", |b| {
         b.iter_custom(|messages| runtime.block_on(sequential(&store, messages)));
+    });
+    group.bench_function("one message to 50 mail files", |b| {
+        b.iter_custom(|messages| runtime.block_on(fan_out(&store, messages)));
     });
     group.finish();
 }

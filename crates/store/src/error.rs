@@ -19,6 +19,12 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error(
+        "the store in {path} is in use by another mailhop process (pid {pid}); one process owns a data folder"
+    )]
+    Locked { path: String, pid: String },
+    #[error("the store is not healthy: {0}")]
+    Unhealthy(String),
     #[error("the store is open read-only")]
     ReadOnly,
     #[error("the store has shut down")]

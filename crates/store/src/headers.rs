@@ -1,6 +1,7 @@
 //! The few header fields a mail-file listing shows (From, Subject, Date,
-//! Message-ID), read from the header block only, once, at delivery time —
-//! on the caller's task, not on the writer thread.
+//! Message-ID), read from the header block only, once, when a body is
+//! stored (`bodies::Body::new`) — on the caller's task where it can be, not
+//! on the writer thread, and never per delivery.
 
 use mail_parser::MessageParser;
 

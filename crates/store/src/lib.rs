@@ -16,6 +16,22 @@
 //! process (`mailhop mailfile`) can read the same file with
 //! [`Store::open_read_only`] while the server runs.
 //!
+//! Bodies are stored once (Domino's shared mail). Accepting a message stores
+//! its bytes, its header block and the header fields a listing shows (From,
+//! Subject, Date, Message-ID, read once, on the caller's task) as one body
+//! with a reference count. The mail box message refers to it, and so does
+//! every mail-file entry holding that message: a delivery to N mail files
+//! adds N references and copies no byte (a [`Delivery`] carries no body — it
+//! is always the settled message's); IMAP COPY adds a reference, MOVE keeps
+//! it, APPEND stores a new body. Triggers on the referring tables count every
+//! reference taken or dropped, whatever the write path, and delete a body
+//! when its last reference goes: when the mail box message is removed
+//! (settled, or [`Store::delete`]) and every entry holding it is expunged or
+//! its folder deleted. Nothing the router holds carries a body
+//! ([`QueuedMessage`] has its `size`); [`Store::message_data`] reads the bytes
+//! where they are needed (a transfer, a report). Schema version 5 moved older
+//! stores over: every stored copy became a body of its own.
+//!
 //! Choices the API leaves open:
 //! - Releasing a Held or Dead message (`set_state(id, Pending, _)`) puts every
 //!   Failed or Pending recipient back to a fresh Pending (no attempts, no retry
@@ -36,12 +52,16 @@
 //! of a `MailFileChange`), `EventQuery`'s fields, `Flags` helpers,
 //! `Store::entries` (`EntryMeta`) and `Store::headers` (schema version 2 keeps
 //! each message's header block in its own table; opening an older store
-//! back-fills it).
+//! back-fills it), `Store::message_data`, `QueuedMessage::size` (instead of
+//! its body) and `Delivery::recipient` (instead of a body).
 
+mod bodies;
 mod checkpoint;
 mod error;
 mod events;
 mod headers;
+mod health;
+mod lock;
 mod mailbox;
 mod mailfile;
 mod readers;
@@ -81,6 +101,10 @@ pub struct Store {
 struct Inner {
     /// `None` for a read-only store.
     writer: Option<Writer>,
+    /// Why the writer cannot be trusted, if it cannot (a panic, a failed commit).
+    health: Arc<health::Health>,
+    /// The exclusive lock on the data folder (`mailhop.lock`), held while open.
+    _lock: Option<std::fs::File>,
     readers: Readers,
     changes: broadcast::Sender<MailFileChange>,
     /// The database file: what identifies this store (e.g. for POP3 maildrop locks).
@@ -89,16 +113,23 @@ struct Inner {
 }
 
 impl Store {
-    /// Opens the store in `dir`, creating the folder, the file and the schema as needed.
+    /// Opens the store in `dir`, creating the folder, the file and the schema
+    /// as needed. One process owns a store: the folder is locked first
+    /// (`flock` on `mailhop.lock`), and a store another process holds is
+    /// [`StoreError::Locked`] before anything else is touched.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let lock = lock::acquire(dir)?;
         let conn = schema::open_writer(dir)?;
         let path = schema::db_path(dir);
         let reader = schema::open_reader(&path)?;
         let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
-        let writer = Writer::spawn(conn, &path, changes.clone())?;
+        let health = Arc::new(health::Health::from_env());
+        let writer = Writer::spawn(conn, &path, changes.clone(), health.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 writer: Some(writer),
+                health,
+                _lock: Some(lock),
                 readers: Readers::new(path.clone(), reader),
                 changes,
                 path,
@@ -117,12 +148,21 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 writer: None,
+                health: Arc::new(health::Health::default()),
+                _lock: None,
                 readers: Readers::new(path.clone(), reader),
                 changes,
                 path,
                 listings: mailfile::ListingCache::default(),
             }),
         })
+    }
+
+    /// `Err(reason)` while the store's writer cannot be trusted: it stopped
+    /// (a panic) or its last commit failed. Callers refuse new work then
+    /// (SMTP answers 421) and say why (`show server`).
+    pub fn health(&self) -> Result<(), String> {
+        self.inner.health.get()
     }
 
     /// The database file this store keeps its state in.
@@ -136,7 +176,13 @@ impl Store {
         F: FnOnce(&mut Tx<'_>) -> error::Res<T> + Send + 'static,
     {
         match &self.inner.writer {
-            Some(writer) => writer.submit(op).await,
+            Some(writer) => writer.submit(op).await.map_err(|e| match e {
+                StoreError::Closed => match self.inner.health.get() {
+                    Err(reason) => StoreError::Unhealthy(reason),
+                    Ok(()) => StoreError::Closed,
+                },
+                other => other,
+            }),
             None => Err(StoreError::ReadOnly),
         }
     }
@@ -145,14 +191,46 @@ impl Store {
 
     /// Puts a message in the mail box; durable when this returns `Ok` (group
     /// commit). Recipients keep their order, each address once (case-insensitive).
+    /// The body is stored in the same transaction as the message.
     pub async fn accept(&self, msg: Incoming) -> Result<QueuedMessage, StoreError> {
-        self.write(move |tx| mailbox::insert(tx.conn, msg)).await
+        let fault = self.inner.health.fault_on_accept();
+        // Header fields are read here, on the caller's task, to keep the writer lean.
+        let msg = mailbox::NewMessage::from(msg);
+        self.write(move |tx| {
+            if fault {
+                // Fault injection (MAILHOP_STORE_FAULT=writer-panic): the writer dies here.
+                panic!("injected store writer fault");
+            }
+            mailbox::insert(tx.conn, msg)
+        })
+        .await
+    }
+
+    /// The bytes of a mail box message (for a transfer or a report); `None`
+    /// if there is no such message.
+    pub fn message_data(&self, id: MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| bodies::message_data(conn, id))
     }
 
     /// Every Pending message with its recipients whose outcome is not final
     /// (for the router at start-up), by id.
     pub fn pending(&self) -> Result<Vec<QueuedMessage>, StoreError> {
         self.inner.readers.read(mailbox::pending)
+    }
+
+    /// Up to `limit` Pending messages with ids above `after`, by id, each with
+    /// its open (Pending or Waiting) recipients: the router pages through the
+    /// mail box with it at start and on `route *`, never reading it whole.
+    pub fn pending_page(
+        &self,
+        after: MessageId,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        self.inner
+            .readers
+            .read(|conn| mailbox::pending_page(conn, after, limit))
     }
 
     /// One mail box entry with all its recipients.
@@ -164,7 +242,7 @@ impl Store {
     /// atomic (outcomes, deliveries, new messages, events, state), and the whole
     /// call commits together, or fails as a whole with the first error.
     pub async fn settle(&self, batch: Vec<Settlement>) -> Result<Vec<SettleOutcome>, StoreError> {
-        // Header fields are read here, on the caller's task, to keep the writer lean.
+        // Route columns are encoded here, on the caller's task, to keep the writer lean.
         let prepared: Vec<_> = batch
             .into_iter()
             .map(|mut s| {
@@ -201,7 +279,8 @@ impl Store {
             .await
     }
 
-    /// Removes a message from the mail box; false if there was none.
+    /// Removes a message from the mail box; false if there was none. Its body
+    /// goes with it unless a mail-file entry still holds it.
     pub async fn delete(&self, id: MessageId) -> Result<bool, StoreError> {
         self.write(move |tx| mailbox::delete(tx.conn, id)).await
     }
@@ -346,7 +425,7 @@ impl Store {
             .read(|conn| mailfile::message_body(conn, mail_file, folder, uid))
     }
 
-    /// IMAP APPEND into an existing folder.
+    /// IMAP APPEND into an existing folder: a new body, shared with nothing.
     pub async fn append(
         &self,
         mail_file: &str,
@@ -355,16 +434,14 @@ impl Store {
         flags: Flags,
         internal_date: i64,
     ) -> Result<MailEntry, StoreError> {
-        let prepared = PreparedDelivery::new(Delivery {
+        let appended = mailfile::Appended {
             mail_file: mail_file.to_owned(),
             folder: folder.to_owned(),
-            data,
-            internal_date,
-            route_servers: Vec::new(),
-            route_times: Vec::new(),
+            body: bodies::Body::new(data),
             flags,
-        });
-        self.write(move |tx| mailfile::append(tx, prepared)).await
+            internal_date,
+        };
+        self.write(move |tx| mailfile::append(tx, appended)).await
     }
 
     /// IMAP STORE: returns the new flags of every UID that exists, by UID.
@@ -383,7 +460,7 @@ impl Store {
     }
 
     /// Removes `\Deleted` messages (all, or those of `uids`); returns the UIDs removed.
-    /// UIDNEXT does not go back.
+    /// UIDNEXT does not go back. A body no longer held by anything is freed.
     pub async fn expunge(
         &self,
         mail_file: &str,
@@ -397,7 +474,7 @@ impl Store {
     }
 
     /// IMAP COPY, or MOVE with `remove`: returns `(old uid, new uid)` of each
-    /// message that existed, by old UID.
+    /// message that existed, by old UID. A copy shares the original's body.
     pub async fn copy(
         &self,
         mail_file: &str,

@@ -3,12 +3,12 @@
 //! functions on a read connection. Knows nothing of routing rules: it records
 //! what the router says.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::bodies::{self, Body};
 use crate::error::{Res, StoreError};
 use crate::events;
 use crate::mailfile::{self, PreparedDelivery};
@@ -44,8 +44,24 @@ pub(crate) fn code_column<T>(
 
 // ---- writes ----
 
-/// Inserts a message and its recipients (each address once, in order).
-pub(crate) fn insert(conn: &Connection, msg: Incoming) -> Res<QueuedMessage> {
+/// A message for the mail box with its body apart, its header fields read.
+pub(crate) struct NewMessage {
+    msg: Incoming,
+    body: Body,
+}
+
+impl From<Incoming> for NewMessage {
+    /// Reads the body's header fields: call it on the caller's task where it
+    /// can (`Store::accept`), to keep the writer thread lean.
+    fn from(mut msg: Incoming) -> NewMessage {
+        let body = Body::new(std::mem::take(&mut msg.data));
+        NewMessage { msg, body }
+    }
+}
+
+/// Inserts a message, its body and its recipients (each address once, in order).
+pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<QueuedMessage> {
+    let NewMessage { msg, body } = msg.into();
     let mut seen = HashSet::with_capacity(msg.recipients.len());
     let recipients: Vec<(String, String)> = msg
         .recipients
@@ -58,8 +74,9 @@ pub(crate) fn insert(conn: &Connection, msg: Incoming) -> Res<QueuedMessage> {
     if recipients.is_empty() {
         return Err(StoreError::NoRecipients.into());
     }
+    let body_id = bodies::insert(conn, &body)?;
     conn.prepare_cached(
-        "INSERT INTO messages (state, sender, received_at, kind, hop_count, origin, message_id, subject, size, data)
+        "INSERT INTO messages (state, sender, received_at, kind, hop_count, origin, message_id, subject, size, body)
          VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
@@ -70,8 +87,8 @@ pub(crate) fn insert(conn: &Connection, msg: Incoming) -> Res<QueuedMessage> {
         msg.origin,
         msg.message_id,
         msg.subject,
-        len_i64(msg.data.len()),
-        msg.data,
+        body.size(),
+        body_id,
     ])?;
     let id = conn.last_insert_rowid();
     let mut add = conn.prepare_cached(
@@ -87,12 +104,14 @@ pub(crate) fn insert(conn: &Connection, msg: Incoming) -> Res<QueuedMessage> {
             next_attempt: None,
             last_error: None,
             queue: None,
+            parent: None,
+            via: None,
         });
     }
     Ok(QueuedMessage {
         id,
         from: msg.from,
-        data: Arc::new(msg.data),
+        size: u64::try_from(body.data.len()).unwrap_or(u64::MAX),
         received_at: msg.received_at,
         kind: msg.kind,
         hop_count: msg.hop_count,
@@ -110,11 +129,11 @@ fn current_state(conn: &Connection, id: MessageId) -> Res<Option<MessageState>> 
         .optional()?)
 }
 
-/// Deletes the message if it is Pending and no recipient is left Pending.
+/// Deletes the message if it is Pending and no recipient row is left open.
 fn remove_if_done(conn: &Connection, id: MessageId) -> Res<bool> {
     let done: bool = conn
         .prepare_cached(
-            "SELECT state = 0 AND NOT EXISTS (SELECT 1 FROM recipients WHERE message = ?1 AND status = 0)
+            "SELECT state = 0 AND NOT EXISTS (SELECT 1 FROM recipients WHERE message = ?1 AND status IN (0, 7))
              FROM messages WHERE id = ?1",
         )?
         .query_row([id], |r| r.get(0))
@@ -126,62 +145,134 @@ fn remove_if_done(conn: &Connection, id: MessageId) -> Res<bool> {
     Ok(done)
 }
 
-/// Applies one recipient update; adds the recipient if the message does not have it yet.
+/// The rows of one message as the settlement sees them: status by address key.
+struct Rows {
+    status: HashMap<String, RecipientStatus>,
+    next_seq: i64,
+}
+
+impl Rows {
+    fn read(conn: &Connection, id: MessageId) -> Res<Rows> {
+        let mut stmt =
+            conn.prepare_cached("SELECT addr_key, status, seq FROM recipients WHERE message = ?1")?;
+        let mut status = HashMap::new();
+        let mut next_seq = 0;
+        let rows = stmt.query_map([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                code_column(r, 1, RecipientStatus::from_code)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (key, st, seq) = row?;
+            next_seq = next_seq.max(seq + 1);
+            status.insert(key, st);
+        }
+        Ok(Rows { status, next_seq })
+    }
+
+    fn add(&mut self, conn: &Connection, id: MessageId, address: &str, parent: Option<&str>) -> Res<()> {
+        let key = addr_key(address);
+        conn.prepare_cached(
+            "INSERT INTO recipients (message, addr_key, seq, address, status, parent) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+        )?
+        .execute(params![id, key, self.next_seq, address, parent])?;
+        self.next_seq += 1;
+        self.status.insert(key, RecipientStatus::Pending);
+        Ok(())
+    }
+}
+
+/// The status a row takes for an update.
+fn target_status(update: &RecipientUpdate) -> RecipientStatus {
+    match update {
+        RecipientUpdate::Final { status, .. } => *status,
+        RecipientUpdate::Retry { .. } | RecipientUpdate::Queued { .. } => RecipientStatus::Waiting,
+        RecipientUpdate::Pending { .. } => RecipientStatus::Pending,
+    }
+}
+
+/// Whether a row in `current` takes `update`. Beyond the transition rule: a
+/// recipient is handed to a queue once (Queued only from Pending), and a
+/// Waiting row stays Waiting on its way to Held/Dead or a retry.
+fn applies(current: RecipientStatus, update: &RecipientUpdate) -> bool {
+    match update {
+        RecipientUpdate::Queued { .. } => current == RecipientStatus::Pending,
+        RecipientUpdate::Pending { .. } => current.is_open(),
+        _ => current.may_become(target_status(update)),
+    }
+}
+
+/// Applies one recipient update to its (existing) row.
 fn update_recipient(
     conn: &Connection,
     id: MessageId,
-    address: &str,
+    key: &str,
+    current: RecipientStatus,
     update: &RecipientUpdate,
-    next_seq: &mut Option<i64>,
-) -> Res<()> {
-    let (status, attempts, next_attempt, text, queue) = match update {
-        RecipientUpdate::Final { status, reason } => (*status, 0, None, reason.as_deref(), None),
+) -> Res<RecipientStatus> {
+    let (status, attempts, next_attempt, text, queue, via) = match update {
+        RecipientUpdate::Final { status, reason } => {
+            (*status, 0, None, reason.as_deref(), None, None)
+        }
         RecipientUpdate::Retry {
             error,
             next_attempt,
             queue,
         } => (
-            RecipientStatus::Pending,
+            RecipientStatus::Waiting,
             1,
             Some(*next_attempt),
             Some(error.as_str()),
             queue.as_deref(),
+            None,
         ),
-        RecipientUpdate::Waiting { reason, queue } => (
-            RecipientStatus::Pending,
+        RecipientUpdate::Queued { queue, via } => (
+            RecipientStatus::Waiting,
+            0,
+            None,
+            None,
+            Some(queue.as_str()),
+            Some(via.as_str()),
+        ),
+        RecipientUpdate::Pending { reason, queue } => (
+            // A Waiting row keeps its place in its queue (Held mail keeps it for release).
+            if current == RecipientStatus::Waiting {
+                RecipientStatus::Waiting
+            } else {
+                RecipientStatus::Pending
+            },
             0,
             None,
             Some(reason.as_str()),
             queue.as_deref(),
+            None,
         ),
     };
-    let key = addr_key(address);
+    // The status condition makes the update conditional on the row read
+    // before: nothing else writes between, but it costs nothing to say so.
     let changed = conn
         .prepare_cached(
             "UPDATE recipients SET status = ?3, attempts = attempts + ?4, next_attempt = ?5, last_error = ?6,
-                 queue = coalesce(?7, queue)
-             WHERE message = ?1 AND addr_key = ?2",
+                 queue = coalesce(?7, queue), via = coalesce(?8, via)
+             WHERE message = ?1 AND addr_key = ?2 AND status = ?9",
         )?
-        .execute(params![id, key, status.code(), attempts, next_attempt, text, queue])?;
-    if changed > 0 {
-        return Ok(());
-    }
-    let seq = match *next_seq {
-        Some(seq) => seq,
-        None => conn
-            .prepare_cached("SELECT coalesce(max(seq) + 1, 0) FROM recipients WHERE message = ?1")?
-            .query_row([id], |r| r.get(0))?,
-    };
-    *next_seq = Some(seq + 1);
-    conn.prepare_cached(
-        "INSERT INTO recipients (message, addr_key, seq, address, status, attempts, next_attempt, last_error, queue)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![id, key, seq, address, status.code(), attempts, next_attempt, text, queue])?;
-    Ok(())
+        .execute(params![
+            id,
+            key,
+            status.code(),
+            attempts,
+            next_attempt,
+            text,
+            queue,
+            via,
+            current.code()
+        ])?;
+    Ok(if changed > 0 { status } else { current })
 }
 
-/// Records one settlement (see `Store::settle`).
+/// Records one settlement (see `Store::settle` and [`Settlement`]).
 pub(crate) fn settle(
     tx: &mut crate::writer::Tx<'_>,
     settlement: Settlement,
@@ -196,27 +287,87 @@ pub(crate) fn settle(
             gone: true,
             delivered: Vec::new(),
             new_messages: Vec::new(),
+            skipped: settlement.outcomes.into_iter().map(|(a, _)| a).collect(),
         });
     }
-    let mut next_seq = None;
-    for (address, update) in &settlement.outcomes {
-        update_recipient(conn, id, address, update, &mut next_seq)?;
+    let mut rows = Rows::read(conn, id)?;
+    // Derived rows whose parent had already moved on: this is old work.
+    let mut void: HashSet<String> = HashSet::new();
+    let mut added: HashSet<String> = HashSet::new();
+    for (address, parent) in &settlement.derived {
+        let key = addr_key(address);
+        if rows.status.contains_key(&key) {
+            continue;
+        }
+        let pkey = addr_key(parent);
+        let parent_open = added.contains(&pkey)
+            || rows.status.get(&pkey).is_some_and(|s| s.is_open());
+        if !parent_open {
+            void.insert(key);
+            continue;
+        }
+        rows.add(conn, id, address, Some(parent))?;
+        added.insert(key);
     }
+    let mut applied: HashSet<String> = HashSet::new();
+    let mut skipped = Vec::new();
+    for (address, update) in &settlement.outcomes {
+        let key = addr_key(address);
+        if void.contains(&key) {
+            skipped.push(address.clone());
+            continue;
+        }
+        let current = match rows.status.get(&key) {
+            Some(status) => *status,
+            None => {
+                rows.add(conn, id, address, None)?;
+                RecipientStatus::Pending
+            }
+        };
+        if !applies(current, update) {
+            skipped.push(address.clone());
+            continue;
+        }
+        let now = update_recipient(conn, id, &key, current, update)?;
+        rows.status.insert(key.clone(), now);
+        applied.insert(key);
+    }
+    let nothing_applied = applied.is_empty() && !settlement.outcomes.is_empty();
     let mut delivered = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
+        if !applied.contains(&addr_key(&delivery.delivery.recipient)) {
+            continue;
+        }
         let mail_file = delivery.delivery.mail_file.clone();
-        let uid = mailfile::deliver(tx, delivery)?;
+        let uid = mailfile::deliver(tx, id, delivery)?;
         delivered.push((mail_file, uid));
     }
-    let new_messages = settlement
-        .new_messages
-        .into_iter()
-        .map(|msg| insert(conn, msg))
-        .collect::<Res<Vec<_>>>()?;
+    // A report is about failed recipients: it is written once, with their failures.
+    let failure_skipped = settlement.outcomes.iter().any(|(address, update)| {
+        matches!(update, RecipientUpdate::Final { status: RecipientStatus::Failed, .. })
+            && !applied.contains(&addr_key(address))
+    });
+    let new_messages = if !failure_skipped && !nothing_applied {
+        settlement
+            .new_messages
+            .into_iter()
+            .map(|msg| insert(conn, msg))
+            .collect::<Res<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    let skipped_keys: HashSet<String> = skipped.iter().map(|a| addr_key(a)).collect();
     for event in &settlement.events {
-        events::insert(conn, event)?;
+        let key = addr_key(&event.recipient);
+        // An event about an outcome that was not applied tells of work done before.
+        let stale = (skipped_keys.contains(&key) || void.contains(&key)) && !applied.contains(&key);
+        if !stale {
+            events::insert(conn, event)?;
+        }
     }
-    if let Some((state, reason)) = &settlement.state {
+    if let Some((state, reason)) = &settlement.state
+        && !nothing_applied
+    {
         conn.prepare_cached("UPDATE messages SET state = ?2, reason = ?3 WHERE id = ?1")?
             .execute(params![id, state.code(), reason])?;
     }
@@ -227,6 +378,7 @@ pub(crate) fn settle(
         gone: false,
         delivered,
         new_messages,
+        skipped,
     })
 }
 
@@ -251,8 +403,8 @@ pub(crate) fn set_state(
         .execute(params![id, state.code(), reason])?;
     if state == MessageState::Pending {
         conn.prepare_cached(
-            "UPDATE recipients SET status = 0, attempts = 0, next_attempt = NULL, last_error = NULL
-             WHERE message = ?1 AND status IN (0, ?2)",
+            "UPDATE recipients SET status = 0, attempts = 0, next_attempt = NULL, last_error = NULL, via = NULL
+             WHERE message = ?1 AND status IN (0, 7, ?2)",
         )?
         .execute(params![id, RecipientStatus::Failed.code()])?;
         remove_if_done(conn, id)?;
@@ -270,14 +422,14 @@ pub(crate) fn delete(conn: &Connection, id: MessageId) -> Res<bool> {
 // ---- reads ----
 
 const MESSAGE_COLUMNS: &str =
-    "id, sender, data, received_at, kind, hop_count, state, message_id, subject";
+    "id, sender, size, received_at, kind, hop_count, state, message_id, subject";
 
 /// A message row of `MESSAGE_COLUMNS`, recipients still to load.
 fn message_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
     Ok(QueuedMessage {
         id: row.get(0)?,
         from: row.get(1)?,
-        data: Arc::new(row.get(2)?),
+        size: row.get(2)?,
         received_at: row.get(3)?,
         kind: code_column(row, 4, MessageKind::from_code)?,
         hop_count: row.get(5)?,
@@ -291,13 +443,13 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
 fn recipients_of(
     conn: &Connection,
     id: MessageId,
-    only_pending: bool,
+    only_open: bool,
 ) -> Res<Vec<QueuedRecipient>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT address, status, attempts, next_attempt, last_error, queue FROM recipients
-         WHERE message = ?1 AND (?2 = 0 OR status = 0) ORDER BY seq",
+        "SELECT address, status, attempts, next_attempt, last_error, queue, parent, via FROM recipients
+         WHERE message = ?1 AND (?2 = 0 OR status IN (0, 7)) ORDER BY seq",
     )?;
-    let rows = stmt.query_map(params![id, only_pending], |r| {
+    let rows = stmt.query_map(params![id, only_open], |r| {
         Ok(QueuedRecipient {
             address: r.get(0)?,
             status: code_column(r, 1, RecipientStatus::from_code)?,
@@ -305,6 +457,8 @@ fn recipients_of(
             next_attempt: r.get(3)?,
             last_error: r.get(4)?,
             queue: r.get(5)?,
+            parent: r.get(6)?,
+            via: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -328,6 +482,20 @@ pub(crate) fn pending(conn: &Connection) -> Res<Vec<QueuedMessage>> {
         MessageState::Pending.code(),
         true,
     )
+}
+
+/// Up to `limit` Pending messages with ids above `after`, by id, with their open recipients.
+pub(crate) fn pending_page(conn: &Connection, after: MessageId, limit: usize) -> Res<Vec<QueuedMessage>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE state = 0 AND id > ?1 ORDER BY id LIMIT ?2"
+    ))?;
+    let mut messages = stmt
+        .query_map(params![after, len_i64(limit)], message_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    for message in &mut messages {
+        message.recipients = recipients_of(conn, message.id, true)?;
+    }
+    Ok(messages)
 }
 
 pub(crate) fn message(conn: &Connection, id: MessageId) -> Res<Option<QueuedMessage>> {
@@ -363,12 +531,26 @@ pub(crate) fn list(conn: &Connection, state: Option<MessageState>) -> Res<Vec<Me
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for summary in &mut summaries {
-        summary.recipients = recipients_of(conn, summary.id, false)?
-            .into_iter()
-            .map(|r| r.address)
-            .collect();
+        let rows = recipients_of(conn, summary.id, false)?;
+        summary.recipients = rows.iter().map(|r| shown_recipient(r, &rows)).collect();
     }
     Ok(summaries)
+}
+
+/// A recipient as `show mailbox` lists it: its address, and for a derived
+/// one where it came from ("expanded from Sales", "forwarded by Jane Doe").
+fn shown_recipient(r: &QueuedRecipient, rows: &[QueuedRecipient]) -> String {
+    let Some(parent) = &r.parent else {
+        return r.address.clone();
+    };
+    let how = rows
+        .iter()
+        .find(|p| p.address.eq_ignore_ascii_case(parent))
+        .map(|p| p.status);
+    match how {
+        Some(RecipientStatus::Forwarded) => format!("{} (forwarded by {parent})", r.address),
+        _ => format!("{} (expanded from {parent})", r.address),
+    }
 }
 
 /// Pending recipients of Pending messages grouped by the queue the router
@@ -379,7 +561,7 @@ pub(crate) fn queues(conn: &Connection) -> Res<Vec<QueueSummary>> {
         "WITH waiting AS (
              SELECT r.queue, r.message, r.attempts, r.last_error, r.next_attempt
              FROM recipients r JOIN messages m ON m.id = r.message
-             WHERE r.status = 0 AND m.state = 0 AND r.queue IS NOT NULL)
+             WHERE r.status IN (0, 7) AND m.state = 0 AND r.queue IS NOT NULL)
          SELECT w.queue, count(DISTINCT w.message), max(w.attempts),
              (SELECT last_error FROM waiting x WHERE x.queue = w.queue
               ORDER BY x.attempts DESC, x.next_attempt DESC LIMIT 1),
@@ -417,7 +599,7 @@ pub(crate) fn counts(conn: &Connection) -> Res<MailBoxCounts> {
     }
     counts.waiting_recipients = conn
         .prepare_cached(
-            "SELECT count(*) FROM recipients r JOIN messages m ON m.id = r.message WHERE r.status = 0 AND m.state = 0",
+            "SELECT count(*) FROM recipients r JOIN messages m ON m.id = r.message WHERE r.status IN (0, 7) AND m.state = 0",
         )?
         .query_row([], |r| r.get(0))?;
     Ok(counts)

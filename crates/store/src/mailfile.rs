@@ -1,4 +1,6 @@
-//! Mail files: folders, UIDs, flags, bodies and the running usage total.
+//! Mail files: folders, UIDs, flags and the running usage total. An entry
+//! refers to its body (see `bodies`): a delivery shares the mail box
+//! message's body, COPY shares the copied entry's, APPEND stores a new one.
 //! Write functions run on the writer thread and record the `MailFileChange`s
 //! to publish after commit; read functions run on a read connection. Knows
 //! nothing of IMAP sessions or quotas: it stores and counts.
@@ -15,11 +17,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Res, StoreError};
-use crate::headers::{self, HeaderMeta};
-use crate::mailbox::{code_column, len_i64};
+use crate::bodies::{self, Body};
+use crate::mailbox::code_column;
 use crate::types::{
     ChangeKind, DELETED_BIT, Delivery, EntryMeta, FlagOp, Flags, FolderInfo, MailEntry,
-    MailFileChange, RECENT_BIT, SEEN_BIT, SpecialUse,
+    MailFileChange, MessageId, RECENT_BIT, SEEN_BIT, SpecialUse,
 };
 use crate::writer::Tx;
 
@@ -34,17 +36,26 @@ const DEFAULT_FOLDERS: [(&str, Option<SpecialUse>); 5] = [
     ("Junk", Some(SpecialUse::Junk)),
 ];
 
-/// A delivery with its listing fields already read from its headers.
+/// A delivery with its route columns already encoded, on the caller's task.
 pub(crate) struct PreparedDelivery {
     pub delivery: Delivery,
-    pub meta: HeaderMeta,
+    route_servers: String,
+    route_times: String,
 }
 
 impl PreparedDelivery {
     pub(crate) fn new(delivery: Delivery) -> PreparedDelivery {
-        let meta = headers::scan(&delivery.data);
-        PreparedDelivery { delivery, meta }
+        PreparedDelivery {
+            route_servers: json(&delivery.route_servers),
+            route_times: json(&delivery.route_times),
+            delivery,
+        }
     }
+}
+
+/// A list of strings or numbers as JSON (which cannot fail for those).
+fn json<T: serde::Serialize>(list: &[T]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
 }
 
 /// The canonical form of a folder name, or why it is not one.
@@ -206,23 +217,24 @@ fn add_usage(conn: &Connection, mailfile: i64, delta: i64) -> Res<()> {
 
 /// What goes into a new mail-file message.
 struct NewEntry<'a> {
-    data: &'a [u8],
-    meta: &'a HeaderMeta,
+    /// The stored body it refers to, and that body's size.
+    body: i64,
+    size: i64,
     flags: &'a Flags,
     internal_date: i64,
-    route_servers: &'a [String],
-    route_times: &'a [i64],
+    /// JSON lists.
+    route_servers: &'a str,
+    route_times: &'a str,
 }
 
-/// Stores one message in the folder under its next UID; returns the UID.
+/// Stores one message in the folder under its next UID; returns the UID. The
+/// entry's insert trigger counts its reference to the body.
 fn insert_entry(conn: &Connection, folder: &mut FolderRow, entry: &NewEntry<'_>) -> Res<u32> {
     check_keywords(entry.flags)?;
     let uid = folder.uidnext;
-    let size = len_i64(entry.data.len());
     conn.prepare_cached(
-        "INSERT INTO entries (folder, uid, flags, keywords, internal_date, size, message_id, sender, subject, date,
-             route_servers, route_times)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO entries (folder, uid, flags, keywords, internal_date, size, body, route_servers, route_times)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         folder.id,
@@ -230,31 +242,39 @@ fn insert_entry(conn: &Connection, folder: &mut FolderRow, entry: &NewEntry<'_>)
         entry.flags.bits(),
         entry.flags.keywords.join(" "),
         entry.internal_date,
-        size,
-        entry.meta.message_id,
-        entry.meta.from,
-        entry.meta.subject,
-        entry.meta.date,
-        serde_json::to_string(entry.route_servers)?,
-        serde_json::to_string(entry.route_times)?,
+        entry.size,
+        entry.body,
+        entry.route_servers,
+        entry.route_times,
     ])?;
-    let entry_id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO bodies (entry, data) VALUES (?1, ?2)")?
-        .execute(params![entry_id, entry.data])?;
-    conn.prepare_cached("INSERT INTO headers (entry, data) VALUES (?1, ?2)")?
-        .execute(params![entry_id, headers::header_block(entry.data)])?;
     folder.uidnext = uid
         .checked_add(1)
         .ok_or_else(|| StoreError::Corrupt(format!("folder {} has used every UID", folder.name)))?;
     conn.prepare_cached("UPDATE folders SET uidnext = ?2 WHERE id = ?1")?
         .execute(params![folder.id, folder.uidnext])?;
-    add_usage(conn, folder.mailfile, size)?;
+    add_usage(conn, folder.mailfile, entry.size)?;
     Ok(uid)
 }
 
-/// Router delivery: the mail file and folder are created if missing.
-pub(crate) fn deliver(tx: &mut Tx<'_>, prepared: PreparedDelivery) -> Res<u32> {
-    let PreparedDelivery { delivery, meta } = prepared;
+/// Router delivery of mail box message `message`: the entry shares the
+/// message's body (its bytes are not read); the mail file and folder are
+/// created if missing.
+pub(crate) fn deliver(
+    tx: &mut Tx<'_>,
+    message: MessageId,
+    prepared: PreparedDelivery,
+) -> Res<u32> {
+    let PreparedDelivery {
+        delivery,
+        route_servers,
+        route_times,
+    } = prepared;
+    let (body, size): (i64, i64) = tx
+        .conn
+        .prepare_cached("SELECT body, size FROM messages WHERE id = ?1")?
+        .query_row([message], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(StoreError::NoSuchMessage(message))?;
     let name = folder_name(&delivery.folder)?;
     let mailfile = ensure_mailfile(tx.conn, &delivery.mail_file)?;
     let mut folder = match find_folder(tx.conn, mailfile.clone(), &name)? {
@@ -271,12 +291,12 @@ pub(crate) fn deliver(tx: &mut Tx<'_>, prepared: PreparedDelivery) -> Res<u32> {
         tx.conn,
         &mut folder,
         &NewEntry {
-            data: &delivery.data,
-            meta: &meta,
+            body,
+            size,
             flags: &delivery.flags,
             internal_date: delivery.internal_date,
-            route_servers: &delivery.route_servers,
-            route_times: &delivery.route_times,
+            route_servers: &route_servers,
+            route_times: &route_times,
         },
     )?;
     tx.changes
@@ -284,29 +304,46 @@ pub(crate) fn deliver(tx: &mut Tx<'_>, prepared: PreparedDelivery) -> Res<u32> {
     Ok(uid)
 }
 
-/// IMAP APPEND: the folder must exist.
-pub(crate) fn append(tx: &mut Tx<'_>, prepared: PreparedDelivery) -> Res<MailEntry> {
-    let PreparedDelivery { delivery, meta } = prepared;
-    let mut folder = existing_folder(tx.conn, &delivery.mail_file, &delivery.folder)?;
+/// What IMAP APPEND puts into a folder.
+pub(crate) struct Appended {
+    pub mail_file: String,
+    pub folder: String,
+    pub body: Body,
+    pub flags: Flags,
+    pub internal_date: i64,
+}
+
+/// IMAP APPEND: the folder must exist; the message is a new body of its own.
+pub(crate) fn append(tx: &mut Tx<'_>, appended: Appended) -> Res<MailEntry> {
+    let Appended {
+        mail_file,
+        folder,
+        body,
+        flags,
+        internal_date,
+    } = appended;
+    let mut folder = existing_folder(tx.conn, &mail_file, &folder)?;
+    let body_id = bodies::insert(tx.conn, &body)?;
     let uid = insert_entry(
         tx.conn,
         &mut folder,
         &NewEntry {
-            data: &delivery.data,
-            meta: &meta,
-            flags: &delivery.flags,
-            internal_date: delivery.internal_date,
-            route_servers: &[],
-            route_times: &[],
+            body: body_id,
+            size: body.size(),
+            flags: &flags,
+            internal_date,
+            route_servers: "[]",
+            route_times: "[]",
         },
     )?;
     tx.changes
         .push(folder.change(ChangeKind::Appended { uids: vec![uid] }));
+    let meta = body.meta;
     Ok(MailEntry {
         uid,
-        size: u64::try_from(delivery.data.len()).unwrap_or(u64::MAX),
-        internal_date: delivery.internal_date,
-        flags: delivery.flags,
+        size: u64::try_from(body.data.len()).unwrap_or(u64::MAX),
+        internal_date,
+        flags,
         message_id: meta.message_id,
         from: meta.from,
         subject: meta.subject,
@@ -583,23 +620,14 @@ pub(crate) fn copy(
             )?
             .execute(params![id, target.id, new_uid, RECENT_BIT])?;
         } else {
+            // The copy shares the original's body: one more reference, no bytes copied.
             conn.prepare_cached(
-                "INSERT INTO entries (folder, uid, flags, keywords, internal_date, size, message_id, sender, subject,
-                     date, route_servers, route_times)
-                 SELECT ?2, ?3, flags | ?4, keywords, internal_date, size, message_id, sender, subject, date,
-                     route_servers, route_times
+                "INSERT INTO entries (folder, uid, flags, keywords, internal_date, size, body, route_servers,
+                     route_times)
+                 SELECT ?2, ?3, flags | ?4, keywords, internal_date, size, body, route_servers, route_times
                  FROM entries WHERE id = ?1",
             )?
             .execute(params![id, target.id, new_uid, RECENT_BIT])?;
-            let copy_id = conn.last_insert_rowid();
-            conn.prepare_cached(
-                "INSERT INTO bodies (entry, data) SELECT ?2, data FROM bodies WHERE entry = ?1",
-            )?
-            .execute(params![id, copy_id])?;
-            conn.prepare_cached(
-                "INSERT INTO headers (entry, data) SELECT ?2, data FROM headers WHERE entry = ?1",
-            )?
-            .execute(params![id, copy_id])?;
             added = added.saturating_add(size);
         }
         pairs.push((*uid, new_uid));
@@ -801,9 +829,9 @@ fn read_folder(conn: &Connection, mail_file: &str, folder: &str) -> Res<i64> {
 pub(crate) fn messages(conn: &Connection, mail_file: &str, folder: &str) -> Res<Vec<MailEntry>> {
     let folder = read_folder(conn, mail_file, folder)?;
     let mut stmt = conn.prepare_cached(
-        "SELECT uid, size, internal_date, flags, keywords, message_id, sender, subject, date, route_servers,
-             route_times
-         FROM entries WHERE folder = ?1 ORDER BY uid",
+        "SELECT e.uid, e.size, e.internal_date, e.flags, e.keywords, b.message_id, coalesce(b.sender, ''),
+             coalesce(b.subject, ''), b.date, e.route_servers, e.route_times
+         FROM entries e LEFT JOIN blobs b ON b.id = e.body WHERE e.folder = ?1 ORDER BY e.uid",
     )?;
     let rows = stmt.query_map([folder], |r| {
         Ok(MailEntry {
@@ -884,7 +912,7 @@ pub(crate) fn headers(
         conn,
         folder,
         &sorted(uids),
-        "SELECT e.uid, h.data FROM entries e JOIN headers h ON h.entry = e.id
+        "SELECT e.uid, h.data FROM entries e JOIN blob_headers h ON h.blob = e.body
          WHERE e.folder = ?1 AND e.uid BETWEEN ?2 AND ?3 ORDER BY e.uid",
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
@@ -939,7 +967,9 @@ pub(crate) fn message_body(
 ) -> Res<Option<Vec<u8>>> {
     let folder = read_folder(conn, mail_file, folder)?;
     Ok(conn
-        .prepare_cached("SELECT b.data FROM entries e JOIN bodies b ON b.entry = e.id WHERE e.folder = ?1 AND e.uid = ?2")?
+        .prepare_cached(
+            "SELECT d.data FROM entries e JOIN blob_data d ON d.blob = e.body WHERE e.folder = ?1 AND e.uid = ?2",
+        )?
         .query_row(params![folder, uid], |r| r.get(0))
         .optional()?)
 }

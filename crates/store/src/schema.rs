@@ -5,6 +5,18 @@
 //! memory; the `messages` table keeps integer keys and a state column so a
 //! lease (`lease_owner`, `lease_until`) can be added by a later migration
 //! without changing any other table.
+//!
+//! Bodies (version 5): a message's bytes are stored once, in `blob_data`,
+//! with its header block in `blob_headers` and its count of references, size
+//! and listing fields (From, Subject, Date, Message-ID) in `blobs`, all under
+//! one id. `messages.body` and `entries.body` name it; the triggers
+//! `*_body_ref`, `*_body_unref` and `*_body_change` on those two tables keep
+//! `blobs.refs` equal to the number of rows naming the body, and delete the
+//! body (`blobs_delete` takes its header block and bytes) when it reaches 0:
+//! expunge, folder delete, a settled or deleted mail box message all free a
+//! body with its last reference, whatever code path removed the row. The body
+//! columns are not declared foreign keys: checking one on every delete would
+//! need an index on each, and the triggers already keep them right.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,9 +33,16 @@ const STATEMENT_CACHE: usize = 64;
 /// WAL pages after which a committing connection checkpoints by itself (64 MB).
 const WAL_BACKSTOP_PAGES: i64 = 16384;
 
+/// One step of the schema: SQL, or code where rows must be rewritten.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&Connection) -> rusqlite::Result<()>),
+}
+
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration::Sql(
+        r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -116,20 +135,17 @@ CREATE TABLE events (
 CREATE INDEX events_time ON events(time);
 CREATE INDEX events_message_id ON events(message_id);
 "#,
-    r#"
--- Each message's header block apart from its body, so ENVELOPE and header
--- searches read ~1 KB a message, not the whole message.
-CREATE TABLE headers (
-    entry INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
-    data  BLOB NOT NULL
-);
-"#,
-    r#"
+    ),
+    Migration::Code(add_headers),
+    Migration::Sql(
+        r#"
 -- A folder's listing (IMAP SELECT, STATUS, POP3 login) read from the index
 -- alone, in UID order, without visiting the table's rows.
 CREATE INDEX IF NOT EXISTS entries_listing ON entries(folder, uid, size, internal_date, flags, keywords);
 "#,
-    r#"
+    ),
+    Migration::Sql(
+        r#"
 -- A change counter per folder, bumped by every change to its messages
 -- (triggers: no write path can forget it), so that a folder's listing kept
 -- in memory is known to be current.
@@ -144,10 +160,19 @@ CREATE TRIGGER entries_update_modseq AFTER UPDATE ON entries BEGIN
     UPDATE folders SET modseq = modseq + 1 WHERE id IN (OLD.folder, NEW.folder);
 END;
 "#,
+    ),
+    Migration::Code(share_bodies),
+    Migration::Sql(
+        r#"
+-- Every recipient is a row, derived ones too: the group or forwarding
+-- person it came from (parent), and for a recipient handed to an outbound
+-- queue (status 7, Waiting) how it leaves (via), so a restart rebuilds the
+-- queues from the rows alone.
+ALTER TABLE recipients ADD COLUMN parent TEXT;
+ALTER TABLE recipients ADD COLUMN via TEXT;
+"#,
+    ),
 ];
-
-/// The first schema version with the `headers` table (older stores are back-filled).
-const HEADERS_VERSION: i64 = 2;
 
 fn open_error(path: &Path, reason: impl ToString) -> StoreError {
     StoreError::Open {
@@ -218,6 +243,111 @@ fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Version 2: each message's header block apart from its body, so ENVELOPE
+/// and header searches read ~1 KB a message, not the whole message; filled
+/// for the messages already stored.
+fn add_headers(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE headers (
+             entry INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+             data  BLOB NOT NULL
+         );",
+    )?;
+    backfill_headers(conn)
+}
+
+/// Version 5: every body stored once (see `bodies`), referred to by the mail
+/// box message and the mail-file entries holding it, counted by triggers.
+/// Each stored copy of a body — a mail-file entry's (`bodies`, `headers`,
+/// its listing fields) or a mail box message's (`messages.data`, its header
+/// fields read here) — becomes a body with one reference.
+fn share_bodies(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        r#"
+CREATE TABLE blobs (
+    id         INTEGER PRIMARY KEY,
+    refs       INTEGER NOT NULL,
+    size       INTEGER NOT NULL,
+    message_id TEXT,
+    sender     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    date       INTEGER
+);
+CREATE TABLE blob_headers (
+    blob INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE blob_data (
+    blob INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+
+ALTER TABLE entries ADD COLUMN body INTEGER NOT NULL DEFAULT 0;
+INSERT INTO blobs (id, refs, size, message_id, sender, subject, date)
+    SELECT id, 1, size, message_id, sender, subject, date FROM entries;
+INSERT INTO blob_headers (blob, data) SELECT entry, data FROM headers;
+INSERT INTO blob_data (blob, data) SELECT entry, data FROM bodies;
+UPDATE entries SET body = id;
+ALTER TABLE messages ADD COLUMN body INTEGER NOT NULL DEFAULT 0;
+"#,
+    )?;
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM messages ORDER BY id")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut read = conn.prepare("SELECT data FROM messages WHERE id = ?1")?;
+    let mut refer = conn.prepare("UPDATE messages SET body = ?2 WHERE id = ?1")?;
+    let mut count = conn.prepare("UPDATE blobs SET refs = 1 WHERE id = ?1")?;
+    for id in ids {
+        let data: Vec<u8> = read.query_row([id], |r| r.get(0))?;
+        let body = crate::bodies::insert(conn, &crate::bodies::Body::new(data))?;
+        count.execute([body])?;
+        refer.execute([id, body])?;
+    }
+    conn.execute_batch(
+        r#"
+DROP TABLE bodies;
+DROP TABLE headers;
+ALTER TABLE messages DROP COLUMN data;
+ALTER TABLE entries DROP COLUMN message_id;
+ALTER TABLE entries DROP COLUMN sender;
+ALTER TABLE entries DROP COLUMN subject;
+ALTER TABLE entries DROP COLUMN date;
+
+CREATE TRIGGER messages_body_ref AFTER INSERT ON messages BEGIN
+    UPDATE blobs SET refs = refs + 1 WHERE id = NEW.body;
+END;
+CREATE TRIGGER messages_body_unref AFTER DELETE ON messages BEGIN
+    UPDATE blobs SET refs = refs - 1 WHERE id = OLD.body;
+    DELETE FROM blobs WHERE id = OLD.body AND refs <= 0;
+END;
+CREATE TRIGGER messages_body_change AFTER UPDATE OF body ON messages
+WHEN NEW.body IS NOT OLD.body BEGIN
+    UPDATE blobs SET refs = refs + 1 WHERE id = NEW.body;
+    UPDATE blobs SET refs = refs - 1 WHERE id = OLD.body;
+    DELETE FROM blobs WHERE id = OLD.body AND refs <= 0;
+END;
+CREATE TRIGGER entries_body_ref AFTER INSERT ON entries BEGIN
+    UPDATE blobs SET refs = refs + 1 WHERE id = NEW.body;
+END;
+CREATE TRIGGER entries_body_unref AFTER DELETE ON entries BEGIN
+    UPDATE blobs SET refs = refs - 1 WHERE id = OLD.body;
+    DELETE FROM blobs WHERE id = OLD.body AND refs <= 0;
+END;
+CREATE TRIGGER entries_body_change AFTER UPDATE OF body ON entries
+WHEN NEW.body IS NOT OLD.body BEGIN
+    UPDATE blobs SET refs = refs + 1 WHERE id = NEW.body;
+    UPDATE blobs SET refs = refs - 1 WHERE id = OLD.body;
+    DELETE FROM blobs WHERE id = OLD.body AND refs <= 0;
+END;
+CREATE TRIGGER blobs_delete AFTER DELETE ON blobs BEGIN
+    DELETE FROM blob_headers WHERE blob = OLD.id;
+    DELETE FROM blob_data WHERE blob = OLD.id;
+END;
+"#,
+    )
+}
+
 /// Stores the header block of every message stored before the `headers` table.
 fn backfill_headers(conn: &Connection) -> rusqlite::Result<()> {
     let mut read = conn.prepare(
@@ -284,11 +414,12 @@ fn run_migrations(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         return Ok(());
     }
     let done = usize::try_from(current).unwrap_or(0);
-    for sql in MIGRATIONS.iter().skip(done) {
-        conn.execute_batch(sql).map_err(fail)?;
-    }
-    if current < HEADERS_VERSION {
-        backfill_headers(conn).map_err(fail)?;
+    for migration in MIGRATIONS.iter().skip(done) {
+        match migration {
+            Migration::Sql(sql) => conn.execute_batch(sql),
+            Migration::Code(run) => run(conn),
+        }
+        .map_err(fail)?;
     }
     conn.execute("DELETE FROM schema_version", [])
         .map_err(fail)?;

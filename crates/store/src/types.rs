@@ -5,7 +5,6 @@
 //! All times are Unix milliseconds.
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -96,12 +95,17 @@ impl fmt::Display for MessageState {
     }
 }
 
-/// What happened to one recipient. Every status but `Pending` is final.
+/// Where one recipient row stands. `Pending` (to be routed) and `Waiting`
+/// (handed to an outbound queue, its transfer not yet settled) are open;
+/// every other status is final. A row only moves forward: open → final, or
+/// Pending → Waiting; see [`RecipientStatus::may_become`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecipientStatus {
     #[default]
     Pending,
+    /// In an outbound queue (`QueuedRecipient::queue`), waiting for a transfer.
+    Waiting,
     Delivered,
     Transferred,
     Failed,
@@ -112,7 +116,23 @@ pub enum RecipientStatus {
 
 impl RecipientStatus {
     pub fn is_final(self) -> bool {
-        self != RecipientStatus::Pending
+        !self.is_open()
+    }
+
+    /// Pending or Waiting: the message stays in the mail box while one row is open.
+    pub fn is_open(self) -> bool {
+        matches!(self, RecipientStatus::Pending | RecipientStatus::Waiting)
+    }
+
+    /// The one transition rule of a recipient row: a final row never changes;
+    /// a Waiting row never goes back to Pending (only a release of Held or
+    /// Dead mail, an administrator's act, resets rows).
+    pub fn may_become(self, next: RecipientStatus) -> bool {
+        match self {
+            RecipientStatus::Pending => true,
+            RecipientStatus::Waiting => next != RecipientStatus::Pending,
+            _ => false,
+        }
     }
 
     pub(crate) fn code(self) -> i64 {
@@ -124,6 +144,7 @@ impl RecipientStatus {
             RecipientStatus::Expanded => 4,
             RecipientStatus::Forwarded => 5,
             RecipientStatus::Dropped => 6,
+            RecipientStatus::Waiting => 7,
         }
     }
 
@@ -136,17 +157,21 @@ impl RecipientStatus {
             4 => RecipientStatus::Expanded,
             5 => RecipientStatus::Forwarded,
             6 => RecipientStatus::Dropped,
+            7 => RecipientStatus::Waiting,
             _ => return None,
         })
     }
 }
 
-/// A mail box entry as the router sees it.
+/// A mail box entry as the router sees it: no body (read it with
+/// `Store::message_data` where the bytes are needed), so what the router, its
+/// channel and its queues hold stays small.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueuedMessage {
     pub id: MessageId,
     pub from: String,
-    pub data: Arc<Vec<u8>>,
+    /// The body's size in bytes.
+    pub size: u64,
     pub received_at: i64,
     pub kind: MessageKind,
     pub hop_count: u32,
@@ -169,22 +194,45 @@ pub struct QueuedRecipient {
     pub last_error: Option<String>,
     /// The destination queue name the router gave it.
     pub queue: Option<String>,
+    /// The recipient it was derived from: the group that expanded to it, or
+    /// the person whose `forward_to` named it. `None` for an original recipient.
+    pub parent: Option<String>,
+    /// How a Waiting recipient leaves (`RecipientUpdate::Queued::via`), so a
+    /// restart rebuilds its queue from the row alone.
+    pub via: Option<String>,
 }
 
 /// What the router records about one message in one step, atomically.
+///
+/// Settling is conditional, so it happens once: an outcome is applied only
+/// if its row may make that move ([`RecipientStatus::may_become`]) at the
+/// moment the transaction runs; a delivery, a routing event or the report
+/// about a recipient whose outcome was not applied is not recorded either.
+/// A second settlement of the same work (a message routed twice) therefore
+/// changes nothing. `SettleOutcome::skipped` lists what was not applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settlement {
     pub message: MessageId,
-    /// Outcomes keyed by recipient address (case-insensitive). An address not yet a
-    /// recipient of the message is added (group members, forward targets) — so each
-    /// address gets exactly one row and one final outcome.
+    /// Recipients derived in this step, `(address, parent)`: group members
+    /// and forward targets, written as rows (Pending, with their parent)
+    /// before the outcomes apply. An address that already is a row of the
+    /// message is not added again (each address once). A derived row is
+    /// added only while its parent is open, or was itself added here.
+    pub derived: Vec<(String, String)>,
+    /// Outcomes keyed by recipient address (case-insensitive). An address
+    /// that is no row of the message yet is added as an original recipient.
     pub outcomes: Vec<(String, RecipientUpdate)>,
-    /// Into mail files, in the same transaction as the outcomes.
+    /// Into mail files, in the same transaction as the outcomes; each only
+    /// if the outcome of its `recipient` was applied.
     pub deliveries: Vec<Delivery>,
-    /// Reports (DFR), forwarded copies: accepted in the same transaction.
+    /// Reports (DFR), forwarded copies: accepted in the same transaction,
+    /// unless an outcome of this settlement was skipped (then the work was
+    /// done before, reports included).
     pub new_messages: Vec<Incoming>,
+    /// Recorded unless the event's recipient is a row whose outcome here was skipped.
     pub events: Vec<RoutingEvent>,
-    /// Held / Dead with its reason (FailureReason / DeadFailureReason).
+    /// Held / Dead with its reason (FailureReason / DeadFailureReason);
+    /// applied unless every outcome was skipped.
     pub state: Option<(MessageState, Option<String>)>,
 }
 
@@ -196,26 +244,37 @@ pub enum RecipientUpdate {
         status: RecipientStatus,
         reason: Option<String>,
     },
-    /// Try again at `next_attempt`; counts one attempt. `queue: None` keeps the queue it had.
+    /// Try again at `next_attempt` (row → Waiting); counts one attempt.
+    /// `queue: None` keeps the queue it had.
     Retry {
         error: String,
         next_attempt: i64,
         queue: Option<String>,
     },
-    /// Waits for a schedule or threshold; no attempt counted. `queue: None` keeps the queue it had.
-    Waiting {
+    /// Handed to the outbound queue `queue` (row → Waiting): committed before
+    /// the queue is given the recipient, so a restart rebuilds the queue from
+    /// the rows. `via` says how it leaves (relay host or MX).
+    Queued { queue: String, via: String },
+    /// Stays (or goes back to) Pending with a reason, no attempt counted:
+    /// Held or Dead mail, a transfer not possible yet. `queue: None` keeps
+    /// the queue it had.
+    Pending {
         reason: String,
         queue: Option<String>,
     },
 }
 
-/// One copy of a message put into a mail file folder.
+/// One copy of a message put into a mail file folder. Its body is the settled
+/// message's, shared: the entry refers to the body the mail box stored, which
+/// is neither read nor copied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Delivery {
+    /// The recipient whose outcome this delivery belongs to: it is made only
+    /// if that outcome is applied in the same transaction.
+    pub recipient: String,
     pub mail_file: String,
     /// Created if missing; normally `"Inbox"`.
     pub folder: String,
-    pub data: Vec<u8>,
     pub internal_date: i64,
     pub route_servers: Vec<String>,
     pub route_times: Vec<i64>,
@@ -235,6 +294,8 @@ pub struct SettleOutcome {
     pub delivered: Vec<(String, u32)>,
     /// The accepted reports / copies, for the router.
     pub new_messages: Vec<QueuedMessage>,
+    /// Outcomes not applied because their row had moved on (already settled).
+    pub skipped: Vec<String>,
 }
 
 /// A mail box entry as the console lists it.

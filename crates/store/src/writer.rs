@@ -8,6 +8,7 @@
 //! and publishes the mail-file changes of the batch.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use rusqlite::Connection;
@@ -15,6 +16,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::checkpoint;
 use crate::error::{Res, StoreError};
+use crate::health::{DEAD, Health};
 use crate::types::MailFileChange;
 use crate::worker::Worker;
 
@@ -83,10 +85,11 @@ impl Writer {
         conn: Connection,
         path: &Path,
         changes: broadcast::Sender<MailFileChange>,
+        health: Arc<Health>,
     ) -> Result<Writer, StoreError> {
         let checkpointer = checkpoint::spawn(path)?;
         let thread = Worker::spawn("store-writer", path, move |receiver| {
-            run(&conn, &receiver, &changes);
+            run(&conn, &receiver, &changes, &health);
         })?;
         Ok(Writer {
             thread,
@@ -114,6 +117,7 @@ fn run(
     conn: &Connection,
     receiver: &Receiver<Box<dyn Job>>,
     changes: &broadcast::Sender<MailFileChange>,
+    health: &Health,
 ) {
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
@@ -123,9 +127,30 @@ fn run(
                 Err(_) => break,
             }
         }
-        let (result, published) = commit_batch(conn, &mut batch);
-        if let Err(e) = &result {
-            tracing::error!("store: a batch of {} requests failed: {e}", batch.len());
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit_batch(conn, &mut batch)
+        }));
+        let (result, published) = match ran {
+            Ok(done) => done,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_owned());
+                health.fail(format!("{DEAD} (panic: {what})"));
+                // Dropping the batch answers every caller with `Closed`; the
+                // thread ends, so every later write fails the same way.
+                return;
+            }
+        };
+        match &result {
+            Err(e) => health.fail(format!(
+                "a commit of {} requests failed: {e}",
+                batch.len()
+            )),
+            Ok(()) if !health.is_dead() => health.ok(),
+            Ok(()) => {}
         }
         for change in published {
             // No receiver is not an error: nobody is watching that mail file.

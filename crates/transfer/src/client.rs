@@ -359,6 +359,7 @@ impl Session {
             .map(|rcpt| {
                 (rcpt.is_empty() || !is_safe_path(rcpt)).then(|| RecipientResult::Permanent {
                     reply: format!("Invalid recipient address {rcpt:?}"),
+                    status: "5.1.3".into(),
                 })
             })
             .collect();
@@ -412,6 +413,7 @@ impl Session {
             for &i in &pending {
                 results[i] = Some(RecipientResult::Permanent {
                     reply: mail_reply.error_text(),
+                    status: mail_reply.enhanced_status(),
                 });
             }
             return Ok(finish(results));
@@ -432,6 +434,7 @@ impl Session {
             } else if reply.is_permanent() {
                 results[i] = Some(RecipientResult::Permanent {
                     reply: reply.error_text(),
+                    status: reply.enhanced_status(),
                 });
             } else if reply.is_transient() {
                 results[i] = Some(RecipientResult::Transient {
@@ -463,6 +466,7 @@ impl Session {
         } else if final_reply.is_permanent() {
             RecipientResult::Permanent {
                 reply: final_reply.error_text(),
+                status: final_reply.enhanced_status(),
             }
         } else {
             return Err(refused(Phase::Message, final_reply));
@@ -485,10 +489,12 @@ impl Session {
                     "Message size {} bytes exceeds the maximum message size {} bytes of host {}",
                     batch.size, max, self.target.host
                 ),
+                status: "5.3.4".into(),
             });
         }
         (!is_safe_path(&batch.from)).then(|| RecipientResult::Permanent {
             reply: format!("Invalid sender address {:?}", batch.from),
+            status: "5.1.7".into(),
         })
     }
 

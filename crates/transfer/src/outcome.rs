@@ -34,8 +34,9 @@ pub struct Batch {
 pub enum RecipientResult {
     /// Accepted by `host`, whose reply to the final dot was `reply`.
     Delivered { host: String, reply: String },
-    /// Will never succeed: a Delivery Failure Report reason.
-    Permanent { reply: String },
+    /// Will never succeed: a Delivery Failure Report reason, and its RFC
+    /// 3463 status (the reply's enhanced code, or one for the failure).
+    Permanent { reply: String, status: String },
     /// Try again later; `reason` is the last error.
     Transient { reason: String },
 }

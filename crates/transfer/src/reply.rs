@@ -30,6 +30,24 @@ impl Reply {
         (500..600).contains(&self.code)
     }
 
+    /// The reply's RFC 3463 enhanced status code (`5.1.1`), or the class's
+    /// generic one (`5.0.0`, `4.0.0`) when the server gave none.
+    pub(crate) fn enhanced_status(&self) -> String {
+        let first = self
+            .lines
+            .first()
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or("");
+        let parts: Vec<&str> = first.split('.').collect();
+        let class = (self.code / 100).to_string();
+        let numeric = |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
+        if parts.len() == 3 && parts[0] == class && numeric(parts[1]) && numeric(parts[2]) {
+            first.to_owned()
+        } else {
+            format!("{class}.0.0")
+        }
+    }
+
     /// Domino's words for a negative reply, the reply (with its enhanced
     /// status code) quoted after them.
     pub(crate) fn error_text(&self) -> String {

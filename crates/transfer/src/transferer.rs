@@ -126,6 +126,11 @@ impl Transferer {
                     );
                     match self.deliver(&target, batch).await {
                         Ok((results, tls)) => return run.delivered(batch, target, results, tls),
+                        // The message may have arrived: another host now would
+                        // make a second copy. Retry later instead.
+                        Err(failure) if failure.error.is_uncertain() => {
+                            return run.uncertain(batch, target, failure);
+                        }
                         Err(failure) => run.host_failed(target, failure),
                     }
                 }
@@ -282,7 +287,7 @@ impl Run {
             })
             .or_else(|| {
                 results.iter().find_map(|result| match result {
-                    RecipientResult::Permanent { reply } => Some(reply),
+                    RecipientResult::Permanent { reply, .. } => Some(reply),
                     RecipientResult::Transient { reason } => Some(reason),
                     RecipientResult::Delivered { .. } => None,
                 })
@@ -300,6 +305,29 @@ impl Run {
             attempts: self.attempts,
             waiting_for_dns: false,
             last_error: self.last_error,
+        }
+    }
+
+    /// The content went to `target` and no final reply came: every
+    /// recipient is a transient failure (a retry), no other host is tried.
+    fn uncertain(mut self, batch: &Batch, target: Target, failure: HostFailure) -> TransferReport {
+        let reason = format!(
+            "{}; the message may have reached {}, so it is not sent to another host now",
+            failure.error, target.host
+        );
+        self.host_failed(target, failure);
+        TransferReport {
+            results: batch
+                .recipients
+                .iter()
+                .map(|rcpt| {
+                    let reason = reason.clone();
+                    (rcpt.clone(), RecipientResult::Transient { reason })
+                })
+                .collect(),
+            attempts: self.attempts,
+            waiting_for_dns: false,
+            last_error: Some(reason),
         }
     }
 
@@ -349,6 +377,7 @@ fn settle_all(batch: &Batch, error: &PlanError, attempts: Vec<Attempt>) -> Trans
     let result = match error {
         PlanError::NoRoute(_) => RecipientResult::Permanent {
             reply: reason.clone(),
+            status: "5.1.2".into(),
         },
         PlanError::DnsUnavailable | PlanError::NoAddress(_) | PlanError::NoRelayHost => {
             RecipientResult::Transient {

@@ -12,14 +12,7 @@ use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, 
 
 /// Where the header block ends (after its empty line), or the whole message.
 pub(crate) fn header_end(raw: &[u8]) -> usize {
-    let mut start = 0;
-    for line in raw.split_inclusive(|b| *b == b'\n') {
-        start += line.len();
-        if line == b"\r\n" || line == b"\n" {
-            return start;
-        }
-    }
-    raw.len()
+    headers::body_start(raw)
 }
 
 pub(crate) fn parse(raw: &[u8]) -> Option<Message<'_>> {

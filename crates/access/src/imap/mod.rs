@@ -1161,7 +1161,8 @@ impl Session {
                 .iter()
                 .map(String::as_str),
         );
-        let validity = match self.store.folder(&mf, &folder) {
+        let (store, m, f) = (self.store.clone(), mf.clone(), folder.clone());
+        let validity = match blocking(move || store.folder(&m, &f)).await {
             Ok(Some(info)) => info.uidvalidity,
             Ok(None) => return with_code(no("no such mailbox"), Code::TryCreate),
             Err(e) => return store_failure(&e),
@@ -1463,7 +1464,8 @@ impl Session {
             sel.folder.clone(),
             folder_of(mailbox),
         );
-        let validity = match self.store.folder(&mf, &to) {
+        let (store, m, t) = (self.store.clone(), mf.clone(), to.clone());
+        let validity = match blocking(move || store.folder(&m, &t)).await {
             Ok(Some(info)) => info.uidvalidity,
             Ok(None) => return with_code(no("no such mailbox"), Code::TryCreate),
             Err(e) => return store_failure(&e),

@@ -44,6 +44,8 @@ pub struct TestServer {
     pub submission: SocketAddr,
     pub pop3: SocketAddr,
     pub imap: SocketAddr,
+    /// Environment variables the server process is started with.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -135,12 +137,17 @@ members = ["jane.doe@acme.com", "Sales"]
 pub struct Setup<'a> {
     pub config: &'a str,
     pub extra: &'a str,
+    /// Environment variables for the server process.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Setup<'a> {
     /// The Acme directory with these `[[configuration]]` lines.
     pub fn config(config: &'a str) -> Setup<'a> {
-        Setup { config, extra: "" }
+        Setup {
+            config,
+            ..Setup::default()
+        }
     }
 }
 
@@ -173,6 +180,11 @@ impl TestServer {
             submission,
             pop3,
             imap,
+            env: setup
+                .env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             child: None,
         };
         s.spawn();
@@ -186,6 +198,7 @@ impl TestServer {
             .arg("--directory")
             .arg(&self.directory)
             .env("MAILHOP_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -24,11 +24,13 @@ pub fn message_text(subject: &str, body: &str) -> String {
     )
 }
 
-pub fn delivery(mail_file: &str, subject: &str) -> Delivery {
+/// A delivery into `mail_file`'s Inbox for mail box recipient `recipient`
+/// (the body is the settled message's).
+pub fn delivery(mail_file: &str, recipient: &str) -> Delivery {
     Delivery {
+        recipient: recipient.to_owned(),
         mail_file: mail_file.to_owned(),
         folder: "Inbox".to_owned(),
-        data: message_text(subject, "hello").into_bytes(),
         internal_date: 1_700_000_000_000,
         route_servers: vec!["hub/Acme".to_owned(), "mail1/Acme".to_owned()],
         route_times: vec![1_700_000_000_000, 1_700_000_001_000],

@@ -147,7 +147,8 @@ async fn null_mx_nxdomain_and_dangling_mx_have_no_route() {
             assert_eq!(
                 result,
                 &RecipientResult::Permanent {
-                    reply: expected.clone()
+                    reply: expected.clone(),
+                    status: "5.1.2".into(),
                 }
             );
         }

@@ -327,7 +327,8 @@ async fn hosts_file_resolution_asks_no_dns() {
     assert_eq!(
         report.results[0].1,
         RecipientResult::Permanent {
-            reply: "No route found to domain elsewhere.test.  Check DNS configuration.".into()
+            reply: "No route found to domain elsewhere.test.  Check DNS configuration.".into(),
+            status: "5.1.2".into(),
         }
     );
     std::fs::remove_file(&path).unwrap();

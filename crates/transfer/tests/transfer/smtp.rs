@@ -47,7 +47,8 @@ async fn one_rejected_recipient_of_three_fails_alone() {
             (
                 "bob@x.test".into(),
                 RecipientResult::Permanent {
-                    reply: "SMTP Protocol Returned a Permanent Error 550 5.1.1 <bob@x.test>: Recipient address rejected".into()
+                    reply: "SMTP Protocol Returned a Permanent Error 550 5.1.1 <bob@x.test>: Recipient address rejected".into(),
+                    status: "5.1.1".into(),
                 }
             ),
             ("cat@x.test".into(), delivered),
@@ -135,7 +136,8 @@ async fn sender_rejected_and_data_rejected_are_permanent() {
             result,
             &RecipientResult::Permanent {
                 reply: "SMTP Protocol Returned a Permanent Error 553 5.7.1 Sender not allowed"
-                    .into()
+                    .into(),
+                status: "5.7.1".into(),
             }
         );
     }
@@ -146,7 +148,8 @@ async fn sender_rejected_and_data_rejected_are_permanent() {
         report.results[0].1,
         RecipientResult::Permanent {
             reply: "SMTP Protocol Returned a Permanent Error 554 5.6.0 Message rejected: spam"
-                .into()
+                .into(),
+            status: "5.6.0".into(),
         }
     );
 }
@@ -225,7 +228,8 @@ async fn size_and_body_parameters() {
         assert_eq!(
             result,
             &RecipientResult::Permanent {
-                reply: "Message size 5000 bytes exceeds the maximum message size 100 bytes of host [127.0.0.1]".into()
+                reply: "Message size 5000 bytes exceeds the maximum message size 100 bytes of host [127.0.0.1]".into(),
+                status: "5.3.4".into(),
             }
         );
     }
