@@ -54,8 +54,8 @@ internet_address = "mixed@acme.com"
 #[test]
 fn rcpt_refuses_every_local_recipient_that_cannot_be_delivered() {
     let server = TestServer::start(Setup {
-        config: "",
         extra: UNREACHABLE,
+        ..Setup::default()
     });
     let mut c = server.client();
     assert_eq!(status(&rcpt(&mut c, "nobody@acme.com")), "550 5.1.1");

@@ -387,7 +387,7 @@ impl SessionHandler for Handler {
             return Ok(());
         }
         match refusal(&routing::resolve(ctx, rcpt)) {
-            Some(f) => Err(Reply::new(550, enhanced(f.status), f.reason.clone())),
+            Some(f) => Err(Reply::new(550, enhanced(&f.status), f.reason.clone())),
             None => Ok(()),
         }
     }
@@ -585,7 +585,7 @@ members = ["jdoe", "ghost@acme.com"]
 internet_address = "mixed@acme.com"
 "#;
 
-    fn refused(rcpt: &str) -> Option<&'static str> {
+    fn refused(rcpt: &str) -> Option<String> {
         let dir = directory::parse_str(DIRECTORY, std::path::Path::new("d.toml")).unwrap();
         let server = dir.servers[0].clone();
         let config = dir.config_for(&server.name);
@@ -594,16 +594,16 @@ internet_address = "mixed@acme.com"
             config: &config,
             server: &server,
         };
-        refusal(&routing::resolve(ctx, rcpt)).map(|f| f.status)
+        refusal(&routing::resolve(ctx, rcpt)).map(|f| f.status.clone())
     }
 
     #[test]
     fn refused_for_the_address_given_not_for_group_members() {
         assert_eq!(refused("jdoe@acme.com"), None);
-        assert_eq!(refused("nobody@acme.com"), Some("5.1.1"));
-        assert_eq!(refused("fwd@acme.com"), Some("5.1.1"));
+        assert_eq!(refused("nobody@acme.com"), Some("5.1.1".to_owned()));
+        assert_eq!(refused("fwd@acme.com"), Some("5.1.1".to_owned()));
         assert_eq!(refused("mixed@acme.com"), None);
-        assert_eq!(refused("x@Other"), Some("5.4.4"));
+        assert_eq!(refused("x@Other"), Some("5.4.4".to_owned()));
     }
 
     #[test]
