@@ -208,6 +208,12 @@ pub struct Config {
     pub access_max_sessions: u32,
     /// Concurrent sessions of one POP3 or IMAP listener from one client address.
     pub access_max_sessions_per_host: u32,
+    /// Who receives mail for `postmaster` (a name or address in the
+    /// directory); empty: the server's first administrator that names one
+    /// entry, else the mail file `mail/postmaster` of the server.
+    pub postmaster: String,
+    /// How long routing events are kept before they are pruned.
+    pub event_retention: Duration,
     pub inbound: Inbound,
     pub outbound: Outbound,
     pub rules: Vec<Rule>,
@@ -247,6 +253,8 @@ impl Default for Config {
             smtp_inflight_message_bytes: Size(512 << 20),
             access_max_sessions: 1000,
             access_max_sessions_per_host: 50,
+            postmaster: String::new(),
+            event_retention: Duration::from_secs(30 * 86_400),
             inbound: Inbound::default(),
             outbound: Outbound::default(),
             rules: Vec::new(),
@@ -315,6 +323,8 @@ pub struct ConfigurationDoc {
     pub smtp_inflight_message_bytes: Option<Size>,
     pub access_max_sessions: Option<u32>,
     pub access_max_sessions_per_host: Option<u32>,
+    pub postmaster: Option<String>,
+    pub event_retention: Option<Duration>,
     pub inbound: InboundDoc,
     pub outbound: OutboundDoc,
     pub rules: Option<Vec<Rule>>,
@@ -365,6 +375,8 @@ impl ConfigurationDoc {
             smtp_inflight_message_bytes: None,
             access_max_sessions: None,
             access_max_sessions_per_host: None,
+            postmaster: None,
+            event_retention: None,
             inbound: InboundDoc::default(),
             outbound: OutboundDoc::default(),
             rules: None,
@@ -380,7 +392,8 @@ impl ConfigurationDoc {
             host_name_resolution, dns_servers, outbound_smtp_port, address_lookup, mailboxes,
             max_hop_count, hold_undeliverable, journal_to, verify_local_recipients,
             max_message_size, transfer_threads, max_concurrent_transfers, delivery_threads,
-            initial_retry, retry_cap, expire_after, low_priority_window, rules,
+            initial_retry, retry_cap, expire_after, low_priority_window, postmaster,
+            event_retention, rules,
         );
         overlay!(config, self;
             smtp_max_sessions, smtp_max_sessions_per_host, smtp_command_timeout,

@@ -21,6 +21,7 @@ mod reader;
 mod relay;
 mod size;
 mod time;
+mod warnings;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub use patterns::{Cidr, DomainPattern, HostPattern, ListEntry};
 pub use relay::{RelayHost, RelayHosts, RelayTarget};
 pub use size::Size;
 pub use time::{DaySet, Schedule, TimeWindow, Weekday, format_duration, parse_duration};
+pub use warnings::{NOT_APPLIED, not_applied};
 
 use parse::Builder;
 

@@ -619,6 +619,8 @@ impl FileReader<'_> {
                 "smtp_inflight_message_bytes",
                 "access_max_sessions",
                 "access_max_sessions_per_host",
+                "postmaster",
+                "event_retention",
                 "inbound",
                 "outbound",
                 "rule",
@@ -678,6 +680,8 @@ impl FileReader<'_> {
         doc.access_max_sessions = t.opt(r, "access_max_sessions", int_in(1, 1_000_000));
         doc.access_max_sessions_per_host =
             t.opt(r, "access_max_sessions_per_host", int_in(1, 1_000_000));
+        doc.postmaster = t.opt(r, "postmaster", string);
+        doc.event_retention = t.opt(r, "event_retention", &duration);
         if let Some(inbound) = t.table(r, "inbound") {
             doc.inbound = inbound_doc(r, &inbound);
         }

@@ -129,6 +129,11 @@ fn run(cli: Cli) -> Result<(), UserError> {
                     zc.directory
                 }
             };
+            if let Ok(dir) = directory::load(&directory) {
+                for w in directory::not_applied(&dir) {
+                    eprintln!("{w}");
+                }
+            }
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(server::serve(server::ServeOptions { directory, servers }))?;
             Ok(())
@@ -137,6 +142,10 @@ fn run(cli: Cli) -> Result<(), UserError> {
             let path = default_directory(directory);
             match directory::load(&path) {
                 Ok(dir) => {
+                    // Warnings, not errors: the directory is valid.
+                    for w in directory::not_applied(&dir) {
+                        println!("{w}");
+                    }
                     println!(
                         "{}: valid ({} servers, {} persons, {} groups)",
                         path.display(),
@@ -237,6 +246,9 @@ fn mailfile_ls(
     json: bool,
 ) -> Result<(), UserError> {
     let entries = store.messages(mail_file, folder)?;
+    if entries.is_empty() && !json {
+        println!("{mail_file}: {folder} is empty");
+    }
     for e in entries {
         let date = chrono::DateTime::from_timestamp_millis(e.date.unwrap_or(e.internal_date))
             .map(|d| d.to_rfc3339())

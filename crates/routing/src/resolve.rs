@@ -165,7 +165,10 @@ impl Resolver<'_> {
             return;
         }
         let found = match Address::parse(address) {
-            Ok(parsed) => self.find(&parsed),
+            Ok(parsed) => crate::postmaster::find(self.ctx, &parsed).map_or_else(
+                || self.find(&parsed),
+                |p| p.map_or_else(Found::Route, Found::Entry),
+            ),
             Err(bad) => Found::Route(Route::Fail(Failure::new("5.1.3", bad.0))),
         };
         let dir = self.ctx.dir;

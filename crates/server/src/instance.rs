@@ -142,6 +142,7 @@ impl Instance {
             lookup_debug,
             client_debug,
         });
+        crate::upkeep::ensure_mail_files(&store, &shared.snapshot.load_full()).await;
         let router = Router::start(shared, workers);
         let inst = Arc::new(Instance {
             name: name.clone(),
@@ -159,6 +160,7 @@ impl Instance {
             auth_cache: crate::auth::AuthCache::default(),
             console_stop: Mutex::new(None),
         });
+        crate::upkeep::start_event_pruning(&inst);
         for l in Listener::ALL {
             if inst.listen_addr(l).is_some() {
                 inst.start_listener(l).await?;
@@ -292,8 +294,13 @@ impl Instance {
                     Ok(tls) => self.tls.store(Arc::new(tls)),
                     Err(e) => warn!("Directory: TLS files of {} not loaded: {e:#}", self.name),
                 }
-                self.router.shared().snapshot.store(Arc::new(snap));
+                let snap = Arc::new(snap);
+                self.router.shared().snapshot.store(snap.clone());
                 self.router.reconfigure();
+                let store = self.store.clone();
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move { crate::upkeep::ensure_mail_files(&store, &snap).await });
+                }
             }
             None => warn!(
                 "Directory: server {} is no longer in the directory; keeping its previous configuration",

@@ -12,6 +12,7 @@ mod control;
 mod instance;
 mod listener;
 mod tls;
+mod upkeep;
 pub mod zeroconf;
 
 pub use auth::hash_password;

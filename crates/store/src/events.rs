@@ -63,3 +63,16 @@ pub(crate) fn query(conn: &Connection, q: &EventQuery) -> Res<Vec<RoutingEvent>>
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Deletes at most `limit` events older than `before` (Unix ms), oldest
+/// first; returns how many went. Bounded so a huge log is pruned in many
+/// short transactions instead of one that stalls the writer.
+pub(crate) fn prune(conn: &Connection, before: i64, limit: u32) -> Res<usize> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
+        )?
+        .execute(params![before, limit])?;
+    Ok(n)
+}

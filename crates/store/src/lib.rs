@@ -498,6 +498,14 @@ impl Store {
 
     // ---- routing events ----
 
+    /// Deletes up to `limit` routing events older than `before` (Unix ms),
+    /// oldest first, in one write; returns how many were deleted. Call
+    /// again while it returns `limit`.
+    pub async fn prune_events(&self, before: i64, limit: u32) -> Result<usize, StoreError> {
+        self.write(move |tx| events::prune(tx.conn, before, limit))
+            .await
+    }
+
     /// Routing events matching every filter of `q`, oldest first.
     pub fn events(&self, q: &EventQuery) -> Result<Vec<RoutingEvent>, StoreError> {
         self.inner.readers.read(|conn| events::query(conn, q))
