@@ -414,18 +414,15 @@ impl SessionHandler for Handler {
         message: Vec<u8>,
     ) -> Result<String, Reply> {
         let inst = self.inst()?;
-        let headers = report::header_block(&message);
+        // The one header reader: the hop count, Message-ID and Subject are
+        // read as the store, reports and IMAP read them.
+        let fields = headers::fields(&message);
         let incoming = Incoming {
             from: env.from,
             recipients: env.recipients,
-            hop_count: count_received(headers),
-            message_id: header_value(headers, "message-id").map(|v| {
-                v.trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_owned()
-            }),
-            subject: header_value(headers, "subject"),
+            hop_count: fields.received,
+            message_id: fields.message_id,
+            subject: fields.subject,
             received_at: chrono::Utc::now().timestamp_millis(),
             kind: MessageKind::Normal,
             origin: format!(
@@ -525,40 +522,6 @@ fn relay_allowed(
     (from == Some(true) || to == Some(true)) && from != Some(false) && to != Some(false)
 }
 
-/// Hop count: the `Received:` headers a message already carries.
-fn count_received(headers: &[u8]) -> u32 {
-    headers
-        .split(|&b| b == b'\n')
-        .filter(|l| l.len() >= 9 && l[..9].eq_ignore_ascii_case(b"received:"))
-        .count() as u32
-}
-
-/// The first value of a header, unfolded (no MIME decoding).
-fn header_value(headers: &[u8], name: &str) -> Option<String> {
-    let mut lines = headers.split(|&b| b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        if line.len() > name.len()
-            && line[name.len()] == b':'
-            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-        {
-            let mut v = String::from_utf8_lossy(&line[name.len() + 1..])
-                .trim()
-                .to_owned();
-            while let Some(next) = lines.peek() {
-                if next.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
-                    v.push(' ');
-                    v.push_str(String::from_utf8_lossy(next).trim());
-                    lines.next();
-                } else {
-                    break;
-                }
-            }
-            return Some(v);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,12 +584,4 @@ internet_address = "mixed@acme.com"
         assert_eq!(enhanced("x"), (5, 0, 0));
     }
 
-    #[test]
-    fn headers_read_for_the_mail_box() {
-        let h = b"Received: from a\r\nreceived: from b\r\nSubject: Hello\r\n  world\r\nMessage-ID: <x@y>\r\n\r\n";
-        assert_eq!(count_received(h), 2);
-        assert_eq!(header_value(h, "subject").as_deref(), Some("Hello world"));
-        assert_eq!(header_value(h, "message-id").as_deref(), Some("<x@y>"));
-        assert_eq!(header_value(h, "to"), None);
-    }
 }

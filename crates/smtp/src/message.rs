@@ -1,7 +1,7 @@
-//! Facts the listener writes into or reads from a received message: the
-//! `Received:` trace header (RFC 5321 §4.4) and the Message-ID for the log.
+//! The `Received:` trace header (RFC 5321 §4.4) the listener writes into a
+//! received message. Reading headers is the `headers` crate's.
 //!
-//! Owns only these header texts; it never parses MIME or changes the body.
+//! Owns only this header text; it never parses MIME or changes the body.
 
 use std::fmt::Write;
 use std::net::IpAddr;
@@ -67,34 +67,6 @@ fn printable(text: &str) -> String {
     }
 }
 
-/// The value of the first `Message-ID:` header in the header block.
-pub(crate) fn message_id(message: &[u8]) -> Option<String> {
-    let mut value: Option<String> = None;
-    for line in message.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let folded = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        match (&mut value, folded) {
-            (Some(v), true) => v.push_str(String::from_utf8_lossy(line).trim()),
-            (Some(_), false) => break,
-            (None, false) => {
-                if let Some(rest) = strip_name(line, b"message-id:") {
-                    value = Some(String::from_utf8_lossy(rest).trim().to_owned());
-                }
-            }
-            (None, true) => {}
-        }
-    }
-    value.filter(|v| !v.is_empty())
-}
-
-fn strip_name<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    let head = line.get(..name.len())?;
-    head.eq_ignore_ascii_case(name).then(|| &line[name.len()..])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,13 +106,5 @@ mod tests {
         t.write_received("date", &mut out);
         let text = String::from_utf8_lossy(&out);
         assert!(text.starts_with("Received: from evil??X-Injected:?1 ([IPv6:::1])"));
-    }
-
-    #[test]
-    fn message_id_is_found_unfolded_and_only_in_headers() {
-        let msg = b"Subject: x\r\nMESSAGE-ID:\r\n <abc@x>\r\nTo: y\r\n\r\nMessage-ID: <body@x>\r\n";
-        assert_eq!(message_id(msg).as_deref(), Some("<abc@x>"));
-        assert_eq!(message_id(b"Subject: x\r\n\r\nMessage-ID: <b@x>\r\n"), None);
-        assert_eq!(message_id(b""), None);
     }
 }

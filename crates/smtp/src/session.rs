@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::auth::{self, AuthError, Credentials, Mechanism};
 use crate::conn::{Conn, Line, Timeouts};
 use crate::data::{BareNewlines, DataDecoder, DataProblem, Feed};
-use crate::message::{ReceivedHeader, message_id};
+use crate::message::ReceivedHeader;
 use crate::stats::{ActiveSession, InFlight};
 use crate::trace::{COMMANDS, CONNECTIONS, DETAILS, Trace};
 use crate::{
@@ -636,7 +636,10 @@ impl Session {
                 .debug(DETAILS, format_args!("message refused: {problem}"));
             return self.respond(conn, problem.reply());
         }
-        let message_id = message_id(&message[header_len..]).unwrap_or_default();
+        let message_id = headers::fields(&message[header_len..])
+            .message_id
+            .map(|id| format!("<{id}>"))
+            .unwrap_or_default();
         match self.handler.data(&self.info, env, message).await {
             Ok(queue_id) => {
                 self.stats.message_accepted();
