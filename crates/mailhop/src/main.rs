@@ -89,6 +89,9 @@ impl<E: std::fmt::Display> From<E> for UserError {
     }
 }
 
+/// Threads for blocking work (store reads, directory parsing).
+const BLOCKING_THREADS: usize = 4;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -134,7 +137,13 @@ fn run(cli: Cli) -> Result<(), UserError> {
                     eprintln!("{w}");
                 }
             }
-            let rt = tokio::runtime::Runtime::new()?;
+            // Store reads and directory parsing run on blocking threads; a
+            // small pool keeps their per-thread caches (allocator heaps,
+            // stacks) from growing with the load.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(BLOCKING_THREADS)
+                .build()?;
             rt.block_on(server::serve(server::ServeOptions { directory, servers }))?;
             Ok(())
         }
