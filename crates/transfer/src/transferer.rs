@@ -316,27 +316,12 @@ impl Run {
             failure.error, target.host
         );
         self.host_failed(target, failure);
-        TransferReport {
-            results: batch
-                .recipients
-                .iter()
-                .map(|rcpt| {
-                    let reason = reason.clone();
-                    (rcpt.clone(), RecipientResult::Transient { reason })
-                })
-                .collect(),
-            attempts: self.attempts,
-            waiting_for_dns: false,
-            last_error: Some(reason),
-        }
+        self.last_error = Some(reason);
+        self.all_transient(batch)
     }
 
-    /// Every host of every level failed.
-    fn all_failed(self, dest: &Destination, batch: &Batch) -> TransferReport {
-        if !self.host_failed {
-            let error = unresolved_error(dest, &self.unresolved);
-            return settle_all(batch, &error, self.attempts);
-        }
+    /// Every recipient a transient failure with the last error: try again later.
+    fn all_transient(self, batch: &Batch) -> TransferReport {
         let reason = self.last_error.clone().unwrap_or_default();
         TransferReport {
             results: batch
@@ -351,6 +336,15 @@ impl Run {
             waiting_for_dns: false,
             last_error: self.last_error,
         }
+    }
+
+    /// Every host of every level failed.
+    fn all_failed(self, dest: &Destination, batch: &Batch) -> TransferReport {
+        if !self.host_failed {
+            let error = unresolved_error(dest, &self.unresolved);
+            return settle_all(batch, &error, self.attempts);
+        }
+        self.all_transient(batch)
     }
 }
 
