@@ -197,7 +197,9 @@ fn nothing_acknowledged_is_lost_on_sigkill() {
             // Counted, not collected: each acknowledged message is there once.
             let mut copies: std::collections::HashMap<String, usize> = Default::default();
             for m in server.mailfile("mail/jdoe") {
-                *copies.entry(m["subject"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+                *copies
+                    .entry(m["subject"].as_str().unwrap().to_owned())
+                    .or_insert(0) += 1;
             }
             let twice: Vec<_> = copies.iter().filter(|(_, n)| **n > 1).collect();
             assert!(twice.is_empty(), "delivered twice: {twice:?}");

@@ -107,19 +107,23 @@ fn group_members_and_forward_targets_get_every_copy_exactly_once() {
     let report = &server.mailfile("mail/admin")[0];
     let body = server.mailfile_show("mail/admin", report["id"].as_u64().unwrap());
     assert!(body.contains("reject-nested@example.org"), "{body}");
-    assert!(body.contains("Nested"), "the report says where the member came from: {body}");
-    // Let anything that would be a duplicate arrive, then count.
-    wait_for(
-        || mailbox_empty(&server),
-        "an empty mail box",
+    assert!(
+        body.contains("Nested"),
+        "the report says where the member came from: {body}"
     );
+    // Let anything that would be a duplicate arrive, then count.
+    wait_for(|| mailbox_empty(&server), "an empty mail box");
     let copies = copies_per_recipient(&sink);
     assert_eq!(copies.get("partner@example.org"), Some(&1), "{copies:?}");
     assert_eq!(copies.get("friend@example.org"), Some(&1), "{copies:?}");
     assert_eq!(copies.get("outside@example.org"), Some(&1), "{copies:?}");
     assert_eq!(copies.values().sum::<usize>(), 3, "{copies:?}");
     for mail_file in ["mail/jdoe", "mail/jsmith", "mail/msmith"] {
-        assert_eq!(count_subject(&server, mail_file, "for everyone"), 1, "{mail_file}");
+        assert_eq!(
+            count_subject(&server, mail_file, "for everyone"),
+            1,
+            "{mail_file}"
+        );
     }
     assert_eq!(count_subject(&server, "mail/fwdout", "for everyone"), 0);
     assert_eq!(count_subject(&server, "mail/fwdin", "for everyone"), 0);
@@ -127,7 +131,10 @@ fn group_members_and_forward_targets_get_every_copy_exactly_once() {
     let events = server.console("track --to friend@example.org");
     assert!(events.contains("Nested"), "{events}");
     let events = server.console("track --to outside@example.org");
-    assert!(events.contains("Fwd Out") || events.contains("fwd.out@acme.com"), "{events}");
+    assert!(
+        events.contains("Fwd Out") || events.contains("fwd.out@acme.com"),
+        "{events}"
+    );
 }
 
 #[test]
@@ -141,20 +148,34 @@ fn waiting_rows_survive_a_restart_and_are_sent_once() {
         ..Setup::default()
     });
     let mut c = server.client();
-    c.send_ok("admin@acme.com", &["world@acme.com", "fwd.out@acme.com"], "later");
+    c.send_ok(
+        "admin@acme.com",
+        &["world@acme.com", "fwd.out@acme.com"],
+        "later",
+    );
     wait_for(
         || server.console("tell router show queues").contains("Retry"),
         "the queue in Retry",
     );
     // show mailbox names where each waiting copy came from.
     let mailbox = server.console("show mailbox");
-    assert!(mailbox.contains("friend@example.org (expanded from Nested)"), "{mailbox}");
-    assert!(mailbox.contains("outside@example.org (forwarded by fwd.out@acme.com)"), "{mailbox}");
+    assert!(
+        mailbox.contains("friend@example.org (expanded from Nested)"),
+        "{mailbox}"
+    );
+    assert!(
+        mailbox.contains("outside@example.org (forwarded by fwd.out@acme.com)"),
+        "{mailbox}"
+    );
     // A restart rebuilds the queue from the rows alone.
     server.kill();
     server.spawn();
     wait_for(
-        || server.console("tell router show queues").contains("example.org"),
+        || {
+            server
+                .console("tell router show queues")
+                .contains("example.org")
+        },
         "the queue rebuilt after the restart",
     );
     let sink = Sink::start_on(port);
@@ -165,12 +186,13 @@ fn waiting_rows_survive_a_restart_and_are_sent_once() {
         || copies_per_recipient(&sink).len() == 3,
         "the three SMTP-bound copies after the restart",
     );
-    wait_for(
-        || mailbox_empty(&server),
-        "an empty mail box",
-    );
+    wait_for(|| mailbox_empty(&server), "an empty mail box");
     let copies = copies_per_recipient(&sink);
-    assert_eq!(copies.values().sum::<usize>(), 3, "each copy once: {copies:?}");
+    assert_eq!(
+        copies.values().sum::<usize>(),
+        3,
+        "each copy once: {copies:?}"
+    );
     assert_eq!(count_subject(&server, "mail/jdoe", "later"), 1);
     assert_eq!(count_subject(&server, "mail/jsmith", "later"), 1);
 }
@@ -217,8 +239,14 @@ fn a_second_serve_on_the_same_data_folder_exits_and_the_first_runs_on() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another mailhop process"), "{err}");
     // The first server is unharmed: console, SMTP and delivery all work.
-    assert!(server.console("show server").contains("Mail store:             OK"));
-    server.client().send_ok("a@example.org", &["jane.doe@acme.com"], "still here");
+    assert!(
+        server
+            .console("show server")
+            .contains("Mail store:             OK")
+    );
+    server
+        .client()
+        .send_ok("a@example.org", &["jane.doe@acme.com"], "still here");
     assert_eq!(server.wait_mail("mail/jdoe", 1).len(), 1);
 }
 
@@ -242,7 +270,11 @@ fn a_failing_store_refuses_mail_with_421_and_show_server_says_why() {
     let mut c = server.client();
     let r = c.cmd("MAIL FROM:<a@example.org>");
     assert!(r.starts_with("421"), "{r}");
-    assert!(server.log().contains("the server refuses new mail"), "{}", server.log());
+    assert!(
+        server.log().contains("the server refuses new mail"),
+        "{}",
+        server.log()
+    );
 }
 
 /// 2,000 messages to local users while `route *` fires 20 times, then a
@@ -301,7 +333,11 @@ fn exactly_once_under_route_star_and_sigkill() {
         let _ = c.join();
     }
     let acked = acked.lock().unwrap().clone();
-    assert_eq!(acked.len(), 2000, "every message acknowledged before the kill");
+    assert_eq!(
+        acked.len(),
+        2000,
+        "every message acknowledged before the kill"
+    );
     server.spawn();
     // Jane is in Sales and in Inner: one copy for her all the same.
     for mail_file in ["mail/jdoe", "mail/jsmith", "mail/admin"] {
@@ -322,7 +358,11 @@ fn exactly_once_under_route_star_and_sigkill() {
         );
         let n = count();
         let twice: Vec<_> = n.iter().filter(|(_, c)| **c > 1).collect();
-        assert!(twice.is_empty(), "{mail_file}: copies twice: {:?}", &twice[..twice.len().min(5)]);
+        assert!(
+            twice.is_empty(),
+            "{mail_file}: copies twice: {:?}",
+            &twice[..twice.len().min(5)]
+        );
         for s in &acked {
             assert_eq!(n.get(s), Some(&1), "{mail_file}: {s}");
         }

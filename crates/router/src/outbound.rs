@@ -60,10 +60,9 @@ impl Handoff {
             .iter()
             .filter(|r| r.status == RecipientStatus::Waiting)
         {
-            let (Some(queue), Some(via)) = (
-                r.queue.clone(),
-                r.via.as_deref().and_then(SmtpVia::decode),
-            ) else {
+            let (Some(queue), Some(via)) =
+                (r.queue.clone(), r.via.as_deref().and_then(SmtpVia::decode))
+            else {
                 warn!(target: "router", "Router: message {} recipient {} waits without a queue; it stays in the mail box", msg.id, r.address);
                 continue;
             };
@@ -104,7 +103,10 @@ pub(crate) enum QueueState {
     /// set by connection schedules and thresholds, which come with transfer
     /// between servers.
     #[allow(dead_code)]
-    Wait { until: Option<i64>, reason: String },
+    Wait {
+        until: Option<i64>,
+        reason: String,
+    },
     /// The last transfer failed; the next one starts at `next_retry`.
     Retry {
         attempts: u32,
@@ -531,15 +533,17 @@ impl Router {
         let id = entry.message;
         let store = self.shared().store.clone();
         // The rows and the body, read off the runtime's threads.
-        let read = blocking(move || -> Result<Option<(QueuedMessage, Vec<u8>)>, store::StoreError> {
-            let Some(msg) = store.message(id)? else {
-                return Ok(None);
-            };
-            if msg.state != store::MessageState::Pending {
-                return Ok(None);
-            }
-            Ok(store.message_data(id)?.map(|data| (msg, data)))
-        })
+        let read = blocking(
+            move || -> Result<Option<(QueuedMessage, Vec<u8>)>, store::StoreError> {
+                let Some(msg) = store.message(id)? else {
+                    return Ok(None);
+                };
+                if msg.state != store::MessageState::Pending {
+                    return Ok(None);
+                }
+                Ok(store.message_data(id)?.map(|data| (msg, data)))
+            },
+        )
         .await;
         let (msg, data) = match read {
             Ok(Some(found)) => found,
@@ -688,7 +692,7 @@ impl Router {
                 let planner = Planner {
                     snap: &snap2,
                     store: &shared.store,
-                        verbosity: &shared.verbosity,
+                    verbosity: &shared.verbosity,
                     lookup_debug: &shared.lookup_debug,
                     now,
                     usage: Default::default(),
@@ -709,8 +713,13 @@ impl Router {
         let outcome = self.settle_until_recorded(plan.settlement.clone()).await;
         let applied_transfer = transferred
             && plan.settlement.outcomes.iter().any(|(a, u)| {
-                matches!(u, RecipientUpdate::Final { status: RecipientStatus::Transferred, .. })
-                    && !outcome.skipped.iter().any(|x| x.eq_ignore_ascii_case(a))
+                matches!(
+                    u,
+                    RecipientUpdate::Final {
+                        status: RecipientStatus::Transferred,
+                        ..
+                    }
+                ) && !outcome.skipped.iter().any(|x| x.eq_ignore_ascii_case(a))
             });
         if applied_transfer {
             self.shared().stats.transferred_smtp(size);

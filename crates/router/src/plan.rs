@@ -121,14 +121,19 @@ impl Planner<'_> {
             };
             match step.action {
                 Action::Expanded { members } => {
-                    s.events.push(ev(&addr, "expanded", &from_parent(&members.join(", "))));
-                    s.outcomes.push((addr, final_status(RecipientStatus::Expanded, None)));
+                    s.events
+                        .push(ev(&addr, "expanded", &from_parent(&members.join(", "))));
+                    s.outcomes
+                        .push((addr, final_status(RecipientStatus::Expanded, None)));
                 }
                 Action::Forwarded { to } => {
                     s.events.push(ev(&addr, "forwarded", &from_parent(&to)));
                     s.outcomes.push((
                         addr,
-                        final_status(RecipientStatus::Forwarded, Some(format!("forwarded to {to}"))),
+                        final_status(
+                            RecipientStatus::Forwarded,
+                            Some(format!("forwarded to {to}")),
+                        ),
                     ));
                 }
                 Action::Duplicate { of } => {
@@ -164,7 +169,8 @@ impl Planner<'_> {
                         route_times: vec![now],
                         flags: Flags::default(),
                     });
-                    s.events.push(ev(&addr, "delivered", &from_parent(&mail_file)));
+                    s.events
+                        .push(ev(&addr, "delivered", &from_parent(&mail_file)));
                     s.outcomes
                         .push((addr.clone(), final_status(RecipientStatus::Delivered, None)));
                     plan.local.push((addr, owner));
@@ -190,7 +196,11 @@ impl Planner<'_> {
                         failures.push((addr, f));
                         continue;
                     }
-                    s.events.push(ev(&addr, "queued", &from_parent(&format!("SMTP queue {queue}"))));
+                    s.events.push(ev(
+                        &addr,
+                        "queued",
+                        &from_parent(&format!("SMTP queue {queue}")),
+                    ));
                     s.outcomes.push((
                         addr.clone(),
                         RecipientUpdate::Queued {
@@ -198,11 +208,7 @@ impl Planner<'_> {
                             via: via.encode(),
                         },
                     ));
-                    match plan
-                        .handoffs
-                        .iter_mut()
-                        .find(|h| h.queue == queue)
-                    {
+                    match plan.handoffs.iter_mut().find(|h| h.queue == queue) {
                         Some(h) => h.recipients.push(addr),
                         None => plan.handoffs.push(Handoff {
                             queue,
@@ -247,7 +253,11 @@ impl Planner<'_> {
         let parents: HashMap<String, String> = msg
             .recipients
             .iter()
-            .filter_map(|r| r.parent.clone().map(|p| (r.address.to_ascii_lowercase(), p)))
+            .filter_map(|r| {
+                r.parent
+                    .clone()
+                    .map(|p| (r.address.to_ascii_lowercase(), p))
+            })
             .chain(
                 plan.settlement
                     .derived

@@ -372,4 +372,3 @@ pub fn describe(action: &Action) -> String {
         Action::Route(Route::Fail(f)) => f.reason.clone(),
     }
 }
-

@@ -18,7 +18,9 @@ impl SmtpVia {
     /// The inverse of [`SmtpVia::encode`]; `None` for text it never wrote.
     pub fn decode(text: &str) -> Option<SmtpVia> {
         if let Some(hosts) = text.strip_prefix("relay:") {
-            return directory::RelayHosts::from_str(hosts).ok().map(SmtpVia::Relay);
+            return directory::RelayHosts::from_str(hosts)
+                .ok()
+                .map(SmtpVia::Relay);
         }
         text.strip_prefix("mx:")
             .filter(|d| !d.is_empty())

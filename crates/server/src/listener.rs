@@ -583,5 +583,4 @@ internet_address = "mixed@acme.com"
         assert_eq!(enhanced("5.4.4"), (5, 4, 4));
         assert_eq!(enhanced("x"), (5, 0, 0));
     }
-
 }

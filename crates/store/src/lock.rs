@@ -34,7 +34,11 @@ pub(crate) fn acquire(dir: &Path) -> Result<File, StoreError> {
             let pid = pid.trim();
             return Err(StoreError::Locked {
                 path: dir.display().to_string(),
-                pid: if pid.is_empty() { "unknown".into() } else { pid.to_owned() },
+                pid: if pid.is_empty() {
+                    "unknown".into()
+                } else {
+                    pid.to_owned()
+                },
             });
         }
         Err(TryLockError::Error(e)) => return Err(open_error(e)),

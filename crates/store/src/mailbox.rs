@@ -172,7 +172,13 @@ impl Rows {
         Ok(Rows { status, next_seq })
     }
 
-    fn add(&mut self, conn: &Connection, id: MessageId, address: &str, parent: Option<&str>) -> Res<()> {
+    fn add(
+        &mut self,
+        conn: &Connection,
+        id: MessageId,
+        address: &str,
+        parent: Option<&str>,
+    ) -> Res<()> {
         let key = addr_key(address);
         conn.prepare_cached(
             "INSERT INTO recipients (message, addr_key, seq, address, status, parent) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
@@ -300,8 +306,8 @@ pub(crate) fn settle(
             continue;
         }
         let pkey = addr_key(parent);
-        let parent_open = added.contains(&pkey)
-            || rows.status.get(&pkey).is_some_and(|s| s.is_open());
+        let parent_open =
+            added.contains(&pkey) || rows.status.get(&pkey).is_some_and(|s| s.is_open());
         if !parent_open {
             void.insert(key);
             continue;
@@ -344,8 +350,13 @@ pub(crate) fn settle(
     }
     // A report is about failed recipients: it is written once, with their failures.
     let failure_skipped = settlement.outcomes.iter().any(|(address, update)| {
-        matches!(update, RecipientUpdate::Final { status: RecipientStatus::Failed, .. })
-            && !applied.contains(&addr_key(address))
+        matches!(
+            update,
+            RecipientUpdate::Final {
+                status: RecipientStatus::Failed,
+                ..
+            }
+        ) && !applied.contains(&addr_key(address))
     });
     let new_messages = if !failure_skipped && !nothing_applied {
         settlement
@@ -440,11 +451,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
     })
 }
 
-fn recipients_of(
-    conn: &Connection,
-    id: MessageId,
-    only_open: bool,
-) -> Res<Vec<QueuedRecipient>> {
+fn recipients_of(conn: &Connection, id: MessageId, only_open: bool) -> Res<Vec<QueuedRecipient>> {
     let mut stmt = conn.prepare_cached(
         "SELECT address, status, attempts, next_attempt, last_error, queue, parent, via FROM recipients
          WHERE message = ?1 AND (?2 = 0 OR status IN (0, 7)) ORDER BY seq",
@@ -485,7 +492,11 @@ pub(crate) fn pending(conn: &Connection) -> Res<Vec<QueuedMessage>> {
 }
 
 /// Up to `limit` Pending messages with ids above `after`, by id, with their open recipients.
-pub(crate) fn pending_page(conn: &Connection, after: MessageId, limit: usize) -> Res<Vec<QueuedMessage>> {
+pub(crate) fn pending_page(
+    conn: &Connection,
+    after: MessageId,
+    limit: usize,
+) -> Res<Vec<QueuedMessage>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE state = 0 AND id > ?1 ORDER BY id LIMIT ?2"
     ))?;

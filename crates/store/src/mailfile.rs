@@ -16,8 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::error::{Res, StoreError};
 use crate::bodies::{self, Body};
+use crate::error::{Res, StoreError};
 use crate::mailbox::code_column;
 use crate::types::{
     ChangeKind, DELETED_BIT, Delivery, EntryMeta, FlagOp, Flags, FolderInfo, MailEntry,
@@ -259,11 +259,7 @@ fn insert_entry(conn: &Connection, folder: &mut FolderRow, entry: &NewEntry<'_>)
 /// Router delivery of mail box message `message`: the entry shares the
 /// message's body (its bytes are not read); the mail file and folder are
 /// created if missing.
-pub(crate) fn deliver(
-    tx: &mut Tx<'_>,
-    message: MessageId,
-    prepared: PreparedDelivery,
-) -> Res<u32> {
+pub(crate) fn deliver(tx: &mut Tx<'_>, message: MessageId, prepared: PreparedDelivery) -> Res<u32> {
     let PreparedDelivery {
         delivery,
         route_servers,

@@ -145,10 +145,7 @@ fn run(
             }
         };
         match &result {
-            Err(e) => health.fail(format!(
-                "a commit of {} requests failed: {e}",
-                batch.len()
-            )),
+            Err(e) => health.fail(format!("a commit of {} requests failed: {e}", batch.len())),
             Ok(()) if !health.is_dead() => health.ok(),
             Ok(()) => {}
         }

@@ -25,10 +25,8 @@ fn rows(store: &Store) -> Rows {
     let conn = Connection::open_with_flags(store.location(), OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("read-only connection");
     let count = |table: &str| -> u64 {
-        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
-            r.get(0)
-        })
-        .expect("count")
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
     };
     let refs = conn
         .prepare("SELECT refs FROM blobs ORDER BY id")
@@ -105,7 +103,10 @@ async fn expunge_all(store: &Store, mail_file: &str, folder: &str) {
         .await
         .expect("flag");
     assert_eq!(
-        store.expunge(mail_file, folder, None).await.expect("expunge"),
+        store
+            .expunge(mail_file, folder, None)
+            .await
+            .expect("expunge"),
         uids
     );
 }
@@ -148,7 +149,10 @@ async fn one_message_to_fifty_mail_files_is_stored_once() {
     }
     assert_eq!(bodies(&store), 1, "the 50th mail file still holds it");
     assert_eq!(rows(&store).refs, [1]);
-    assert_eq!(store.message_body(&mail_file(49), "Inbox", 1), Ok(Some(data)));
+    assert_eq!(
+        store.message_body(&mail_file(49), "Inbox", 1),
+        Ok(Some(data))
+    );
     assert_eq!(store.mailfile_usage(&mail_file(0)), Ok(0));
     expunge_all(&store, &mail_file(49), "Inbox").await;
     assert_eq!(bodies(&store), 0);
@@ -204,10 +208,7 @@ async fn copy_shares_move_keeps_and_folder_delete_frees() {
     assert_eq!(copied, [(1, 1)]);
     assert_eq!(bodies(&store), 1, "COPY stores nothing new");
     assert_eq!(rows(&store).refs, [2]);
-    assert_eq!(
-        store.message_body(&user, "Keep", 1),
-        Ok(Some(data.clone()))
-    );
+    assert_eq!(store.message_body(&user, "Keep", 1), Ok(Some(data.clone())));
     assert_eq!(
         store.mailfile_usage(&user),
         Ok(2 * data.len() as u64),

@@ -52,8 +52,11 @@ fn old_store(dir: &Path, version: i64) {
     }
     conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         .expect("version table");
-    conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [version])
-        .expect("version");
+    conn.execute(
+        "INSERT INTO schema_version (version) VALUES (?1)",
+        [version],
+    )
+    .expect("version");
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('uidvalidity', 1700000100)",
         [],
@@ -291,8 +294,11 @@ fn reads_the_same(store: &Store) {
         store.messages(JDOE, "Archive"),
         Ok(vec![entry(1, "one", recent.clone(), T + 3)])
     );
-    for (folder, uid, subject) in [("Inbox", 1, "one"), ("Inbox", 3, "three"), ("Archive", 1, "one")]
-    {
+    for (folder, uid, subject) in [
+        ("Inbox", 1, "one"),
+        ("Inbox", 3, "three"),
+        ("Archive", 1, "one"),
+    ] {
         assert_eq!(
             store.message_body(JDOE, folder, uid),
             Ok(Some(text(subject)))
@@ -373,7 +379,10 @@ fn reads_the_same(store: &Store) {
     );
     assert_eq!(listed[0].recipients, ["jdoe@acme.com", "Out@Else.com"]);
     let counts = store.counts().expect("counts");
-    assert_eq!((counts.total, counts.held, counts.waiting_recipients), (2, 1, 1));
+    assert_eq!(
+        (counts.total, counts.held, counts.waiting_recipients),
+        (2, 1, 1)
+    );
     let events = store.events(&EventQuery::default()).expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].size, size("queued") as u64);
@@ -393,7 +402,10 @@ fn moved_over(dir: &Path) {
     let version: i64 = conn
         .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
         .expect("version");
-    assert!(version >= 5, "schema {version}: shared bodies came with version 5");
+    assert!(
+        version >= 5,
+        "schema {version}: shared bodies came with version 5"
+    );
     for table in ["bodies", "headers"] {
         assert!(
             !has(

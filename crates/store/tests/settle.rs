@@ -5,9 +5,7 @@
 mod common;
 
 use common::{delivery, done, incoming};
-use store::{
-    MessageKind, RecipientStatus, RecipientUpdate, Settlement, Store, StoreError,
-};
+use store::{MessageKind, RecipientStatus, RecipientUpdate, Settlement, Store, StoreError};
 
 fn open() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -25,14 +23,21 @@ fn delivered_to_jdoe(id: i64) -> Settlement {
 }
 
 fn inbox_count(store: &Store, mail_file: &str) -> usize {
-    store.messages(mail_file, "Inbox").map(|m| m.len()).unwrap_or(0)
+    store
+        .messages(mail_file, "Inbox")
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
 async fn a_delivery_settled_twice_is_made_once() {
     let (_dir, store) = open();
     let msg = store
-        .accept(incoming("jane@acme.com", &["jdoe@acme.com", "bob@else.com"], "x"))
+        .accept(incoming(
+            "jane@acme.com",
+            &["jdoe@acme.com", "bob@else.com"],
+            "x",
+        ))
         .await
         .expect("accept");
     // Two passes over the same message, in one group commit and in two.
@@ -86,8 +91,15 @@ async fn derived_rows_keep_their_parent_and_hold_the_message() {
         }])
         .await
         .expect("settle");
-    assert!(!out[0].removed, "a Waiting row keeps the message in the mail box");
-    let rows = store.message(msg.id).expect("read").expect("there").recipients;
+    assert!(
+        !out[0].removed,
+        "a Waiting row keeps the message in the mail box"
+    );
+    let rows = store
+        .message(msg.id)
+        .expect("read")
+        .expect("there")
+        .recipients;
     let view: Vec<_> = rows
         .iter()
         .map(|r| (r.address.as_str(), r.status, r.parent.as_deref()))
@@ -96,9 +108,21 @@ async fn derived_rows_keep_their_parent_and_hold_the_message() {
         view,
         [
             ("sales@acme.com", RecipientStatus::Expanded, None),
-            ("jdoe@acme.com", RecipientStatus::Delivered, Some("sales@acme.com")),
-            ("emea@acme.com", RecipientStatus::Expanded, Some("sales@acme.com")),
-            ("ext@example.org", RecipientStatus::Waiting, Some("emea@acme.com")),
+            (
+                "jdoe@acme.com",
+                RecipientStatus::Delivered,
+                Some("sales@acme.com")
+            ),
+            (
+                "emea@acme.com",
+                RecipientStatus::Expanded,
+                Some("sales@acme.com")
+            ),
+            (
+                "ext@example.org",
+                RecipientStatus::Waiting,
+                Some("emea@acme.com")
+            ),
         ]
     );
     assert_eq!(rows[3].via.as_deref(), Some("mx:example.org"));
@@ -136,7 +160,11 @@ async fn derived_rows_keep_their_parent_and_hold_the_message() {
 async fn rows_derived_from_a_settled_parent_are_not_added() {
     let (_dir, store) = open();
     let msg = store
-        .accept(incoming("jane@acme.com", &["sales@acme.com", "bob@else.com"], "x"))
+        .accept(incoming(
+            "jane@acme.com",
+            &["sales@acme.com", "bob@else.com"],
+            "x",
+        ))
         .await
         .expect("accept");
     let expand = || Settlement {
@@ -154,7 +182,11 @@ async fn rows_derived_from_a_settled_parent_are_not_added() {
     let second = store.settle(vec![expand()]).await.expect("second pass");
     assert_eq!(second[0].delivered.len(), 0);
     assert_eq!(inbox_count(&store, "mail/ann"), 1);
-    let rows = store.message(msg.id).expect("read").expect("there").recipients;
+    let rows = store
+        .message(msg.id)
+        .expect("read")
+        .expect("there")
+        .recipients;
     assert_eq!(rows.len(), 3, "each address once: {rows:?}");
 }
 
@@ -184,7 +216,11 @@ async fn a_report_is_written_once() {
     let out = store.settle(vec![fail(), fail()]).await.expect("settle");
     assert_eq!(out[0].new_messages.len(), 1);
     assert_eq!(out[1].new_messages.len(), 0);
-    assert_eq!(store.counts().expect("counts").total, 1, "one report in the mail box");
+    assert_eq!(
+        store.counts().expect("counts").total,
+        1,
+        "one report in the mail box"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +236,11 @@ async fn a_final_row_never_changes_and_a_waiting_row_never_goes_back() {
         RecipientStatus::Forwarded,
         RecipientStatus::Dropped,
     ] {
-        for next in [RecipientStatus::Pending, RecipientStatus::Waiting, RecipientStatus::Delivered] {
+        for next in [
+            RecipientStatus::Pending,
+            RecipientStatus::Waiting,
+            RecipientStatus::Delivered,
+        ] {
             assert!(!done.may_become(next), "{done:?} -> {next:?}");
         }
     }
@@ -233,7 +273,11 @@ async fn the_mail_box_is_read_in_pages() {
     let (_dir, store) = open();
     for i in 0..25 {
         store
-            .accept(incoming("jane@acme.com", &["jdoe@acme.com"], &format!("{i}")))
+            .accept(incoming(
+                "jane@acme.com",
+                &["jdoe@acme.com"],
+                &format!("{i}"),
+            ))
             .await
             .expect("accept");
     }

@@ -40,7 +40,8 @@ impl Reply {
             .unwrap_or("");
         let parts: Vec<&str> = first.split('.').collect();
         let class = (self.code / 100).to_string();
-        let numeric = |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
+        let numeric =
+            |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
         if parts.len() == 3 && parts[0] == class && numeric(parts[1]) && numeric(parts[2]) {
             first.to_owned()
         } else {
