@@ -9,13 +9,24 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailhop");
 
-/// A free loopback port (bound then released).
+/// A free loopback port (bound then released), never the same twice in one
+/// test process: tests run in parallel, and a port handed to one test (a
+/// relay host that must stay down, a server about to start) must not be
+/// handed to another before it is used.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The argon2 hash of `pw`, made by `mailhop passwd`.
