@@ -408,7 +408,8 @@ impl Outbound {
             return;
         };
         q.in_flight.remove(&id);
-        if q.again.remove(&id) && q.members.contains(&id) {
+        let requeued = q.again.remove(&id) && q.members.contains(&id);
+        if requeued {
             // More rows joined during the transfer: one more pass over its rows.
             q.entries.push_back(Entry {
                 message: id,
@@ -437,7 +438,7 @@ impl Outbound {
                 next_retry,
                 waiting_for_dns,
             } => {
-                if q.members.contains(&id) && !q.entries.iter().any(|e| e.message == id) {
+                if q.members.contains(&id) && !requeued {
                     // Waiting for the retry: the id goes back to the front.
                     q.entries.push_front(Entry {
                         message: id,
@@ -532,19 +533,8 @@ impl Router {
     async fn transfer_one(&self, queue: &str, via: SmtpVia, entry: Entry) -> Finished {
         let id = entry.message;
         let store = self.shared().store.clone();
-        // The rows and the body, read off the runtime's threads.
-        let read = blocking(
-            move || -> Result<Option<(QueuedMessage, Vec<u8>)>, store::StoreError> {
-                let Some(msg) = store.message(id)? else {
-                    return Ok(None);
-                };
-                if msg.state != store::MessageState::Pending {
-                    return Ok(None);
-                }
-                Ok(store.message_data(id)?.map(|data| (msg, data)))
-            },
-        )
-        .await;
+        // The rows and the body in one read, off the runtime's threads.
+        let read = blocking(move || store.pending_with_data(id)).await;
         let (msg, data) = match read {
             Ok(Some(found)) => found,
             // Deleted, held or dead: nothing to send. Its rows say what happens next.

@@ -70,15 +70,7 @@ impl Planner<'_> {
             .map(|r| r.address.clone())
             .collect();
         // Rows already derived in an earlier pass keep the parent they have.
-        let known_parent: HashMap<String, String> = msg
-            .recipients
-            .iter()
-            .filter_map(|r| {
-                r.parent
-                    .clone()
-                    .map(|p| (r.address.to_ascii_lowercase(), p))
-            })
-            .collect();
+        let known_parent = parents_of(msg, &[]);
         let mut failures: Vec<(String, Failure)> = Vec::new();
         let ev = |rcpt: &str, outcome: &str, detail: &str| {
             event(
@@ -250,21 +242,7 @@ impl Planner<'_> {
         } else {
             ("failed", None)
         };
-        let parents: HashMap<String, String> = msg
-            .recipients
-            .iter()
-            .filter_map(|r| {
-                r.parent
-                    .clone()
-                    .map(|p| (r.address.to_ascii_lowercase(), p))
-            })
-            .chain(
-                plan.settlement
-                    .derived
-                    .iter()
-                    .map(|(a, p)| (a.to_ascii_lowercase(), p.clone())),
-            )
-            .collect();
+        let parents = parents_of(msg, &plan.settlement.derived);
         let s = &mut plan.settlement;
         for (addr, f) in &failures {
             if self.verbosity.shows(20) {
@@ -362,6 +340,24 @@ impl Plan {
             ..Plan::default()
         }
     }
+}
+
+/// Where each derived recipient came from, by lower-case address: the rows'
+/// parents, and those derived in this pass.
+fn parents_of(msg: &QueuedMessage, derived: &[(String, String)]) -> HashMap<String, String> {
+    msg.recipients
+        .iter()
+        .filter_map(|r| {
+            r.parent
+                .clone()
+                .map(|p| (r.address.to_ascii_lowercase(), p))
+        })
+        .chain(
+            derived
+                .iter()
+                .map(|(a, p)| (a.to_ascii_lowercase(), p.clone())),
+        )
+        .collect()
 }
 
 /// The Message-ID a log line names a message by, or its mail box id.

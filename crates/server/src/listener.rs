@@ -421,8 +421,8 @@ impl SessionHandler for Handler {
             from: env.from,
             recipients: env.recipients,
             hop_count: fields.received,
-            message_id: fields.message_id,
-            subject: fields.subject,
+            message_id: fields.message_id.clone(),
+            subject: fields.subject.clone(),
             received_at: chrono::Utc::now().timestamp_millis(),
             kind: MessageKind::Normal,
             origin: format!(
@@ -436,7 +436,7 @@ impl SessionHandler for Handler {
             ),
             data: message,
         };
-        match inst.store.accept(incoming).await {
+        match inst.store.accept_with_fields(incoming, fields).await {
             Ok(queued) => {
                 let id = queued.id.to_string();
                 inst.router.submit(queued).await;

@@ -30,6 +30,15 @@ impl Body {
         Body { data, meta }
     }
 
+    /// A body whose header fields the caller has read already (with the
+    /// `headers` crate, as `new` would).
+    pub(crate) fn with_fields(data: Vec<u8>, fields: ::headers::Fields) -> Body {
+        Body {
+            data,
+            meta: HeaderMeta::from(fields),
+        }
+    }
+
     pub(crate) fn size(&self) -> i64 {
         len_i64(self.data.len())
     }

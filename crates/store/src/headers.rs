@@ -20,12 +20,17 @@ pub(crate) fn header_block(data: &[u8]) -> &[u8] {
 
 /// The listing fields, read by the one header reader (the `headers` crate).
 pub(crate) fn scan(data: &[u8]) -> HeaderMeta {
-    let f = headers::fields(data);
-    HeaderMeta {
-        from: f.from,
-        subject: f.subject.unwrap_or_default(),
-        date: f.date,
-        message_id: f.message_id,
+    HeaderMeta::from(headers::fields(data))
+}
+
+impl From<headers::Fields> for HeaderMeta {
+    fn from(f: headers::Fields) -> HeaderMeta {
+        HeaderMeta {
+            from: f.from,
+            subject: f.subject.unwrap_or_default(),
+            date: f.date,
+            message_id: f.message_id,
+        }
     }
 }
 

@@ -193,9 +193,23 @@ impl Store {
     /// commit). Recipients keep their order, each address once (case-insensitive).
     /// The body is stored in the same transaction as the message.
     pub async fn accept(&self, msg: Incoming) -> Result<QueuedMessage, StoreError> {
-        let fault = self.inner.health.fault_on_accept();
         // Header fields are read here, on the caller's task, to keep the writer lean.
-        let msg = mailbox::NewMessage::from(msg);
+        self.insert(mailbox::NewMessage::from(msg)).await
+    }
+
+    /// [`Store::accept`] for a caller that has read the message's header
+    /// fields already (`headers::fields` of `msg.data`): they are not read twice.
+    pub async fn accept_with_fields(
+        &self,
+        msg: Incoming,
+        fields: ::headers::Fields,
+    ) -> Result<QueuedMessage, StoreError> {
+        self.insert(mailbox::NewMessage::with_fields(msg, fields))
+            .await
+    }
+
+    async fn insert(&self, msg: mailbox::NewMessage) -> Result<QueuedMessage, StoreError> {
+        let fault = self.inner.health.fault_on_accept();
         self.write(move |tx| {
             if fault {
                 // Fault injection (MAILHOP_STORE_FAULT=writer-panic): the writer dies here.
@@ -212,6 +226,23 @@ impl Store {
         self.inner
             .readers
             .read(|conn| bodies::message_data(conn, id))
+    }
+
+    /// A Pending mail box message with all its recipients and its bytes, in
+    /// one read (a transfer); `None` if it is gone, Held or Dead.
+    pub fn pending_with_data(
+        &self,
+        id: MessageId,
+    ) -> Result<Option<(QueuedMessage, Vec<u8>)>, StoreError> {
+        self.inner.readers.read(|conn| {
+            let Some(msg) = mailbox::message(conn, id)? else {
+                return Ok(None);
+            };
+            if msg.state != MessageState::Pending {
+                return Ok(None);
+            }
+            Ok(bodies::message_data(conn, id)?.map(|data| (msg, data)))
+        })
     }
 
     /// Every Pending message with its recipients whose outcome is not final

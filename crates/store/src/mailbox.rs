@@ -50,6 +50,14 @@ pub(crate) struct NewMessage {
     body: Body,
 }
 
+impl NewMessage {
+    /// A message whose header fields the caller has read already.
+    pub(crate) fn with_fields(mut msg: Incoming, fields: ::headers::Fields) -> NewMessage {
+        let body = Body::with_fields(std::mem::take(&mut msg.data), fields);
+        NewMessage { msg, body }
+    }
+}
+
 impl From<Incoming> for NewMessage {
     /// Reads the body's header fields: call it on the caller's task where it
     /// can (`Store::accept`), to keep the writer thread lean.

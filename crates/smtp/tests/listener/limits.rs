@@ -147,6 +147,7 @@ async fn dribble(stream: TcpStream, bytes: Vec<u8>, every: Duration) -> String {
     let (mut read, mut write) = stream.into_split();
     let writer = tokio::spawn(async move {
         for byte in bytes {
+            // The pacing is the attack under test, not a wait for a result.
             tokio::time::sleep(every).await;
             if write.write_all(&[byte]).await.is_err() {
                 break;
@@ -221,6 +222,8 @@ async fn a_session_of_quick_commands_still_ends_at_the_session_timeout() {
         if last != "250 2.0.0 OK" {
             break;
         }
+        // Quick commands, each well inside the command deadline: only the
+        // session deadline can end this session.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(last, "421 4.4.2 mail.acme.test Timeout, closing connection");
