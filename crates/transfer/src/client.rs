@@ -348,10 +348,13 @@ impl Session {
 
     /// One mail transaction. `Ok` holds one result per recipient of the batch
     /// (the host answered for each); `Err` means the host failed and none of
-    /// the recipients was settled by it.
+    /// the recipients was settled by it. `reset`: a connection used before is
+    /// cleared (RSET) first; an answer that it is not usable is an error of
+    /// the RSET phase, before any of the message was sent.
     pub(crate) async fn send(
         &mut self,
         batch: &Batch,
+        reset: bool,
     ) -> Result<Vec<RecipientResult>, SessionError> {
         let mut results: Vec<Option<RecipientResult>> = batch
             .recipients
@@ -386,30 +389,50 @@ impl Session {
             .collect();
 
         let mut replies = Vec::with_capacity(rcpts.len());
-        let mail_reply = if self.caps.pipelining {
+        // With PIPELINING (RFC 2920) RSET, MAIL, every RCPT and DATA go in one
+        // write, DATA last: one round trip before the content.
+        let (mail_reply, data_reply) = if self.caps.pipelining {
             let mut group = String::new();
-            for line in std::iter::once(&mail).chain(&rcpts) {
+            let reset_line = reset.then_some("RSET");
+            let lines = reset_line
+                .into_iter()
+                .chain(std::iter::once(mail.as_str()))
+                .chain(rcpts.iter().map(String::as_str))
+                .chain(std::iter::once("DATA"));
+            for line in lines {
                 self.log_sent(line);
                 group.push_str(line);
                 group.push_str("\r\n");
             }
-            self.write(Phase::Mail, group.as_bytes(), self.timeouts.command)
+            let first = if reset { Phase::Rset } else { Phase::Mail };
+            self.write(first, group.as_bytes(), self.timeouts.command)
                 .await?;
+            if reset {
+                let reply = self.read_reply(Phase::Rset, self.timeouts.command).await?;
+                if !reply.is_positive() {
+                    return Err(refused(Phase::Rset, reply));
+                }
+            }
             let mail_reply = self.read_reply(Phase::Mail, self.timeouts.command).await?;
             for _ in &rcpts {
                 replies.push(self.read_reply(Phase::Rcpt, self.timeouts.command).await?);
             }
-            mail_reply
+            let data_reply = self.read_reply(Phase::Data, self.timeouts.command).await?;
+            (mail_reply, Some(data_reply))
         } else {
+            if reset {
+                self.rset().await?;
+            }
             let mail_reply = self.command(Phase::Mail, &mail).await?;
             if mail_reply.is_positive() {
                 for rcpt in &rcpts {
                     replies.push(self.command(Phase::Rcpt, rcpt).await?);
                 }
             }
-            mail_reply
+            (mail_reply, None)
         };
         if mail_reply.is_permanent() {
+            self.abandon_data(data_reply.as_ref()).await?;
             for &i in &pending {
                 results[i] = Some(RecipientResult::Permanent {
                     reply: mail_reply.error_text(),
@@ -445,10 +468,14 @@ impl Session {
             }
         }
         if accepted.is_empty() {
+            self.abandon_data(data_reply.as_ref()).await?;
             return Ok(finish(results));
         }
 
-        let data = self.command(Phase::Data, "DATA").await?;
+        let data = match data_reply {
+            Some(reply) => reply,
+            None => self.command(Phase::Data, "DATA").await?,
+        };
         let final_reply = if data.code == 354 {
             self.write(Phase::Message, &dot_stuff(&batch.data), self.timeouts.data)
                 .await?;
@@ -496,6 +523,18 @@ impl Session {
             reply: format!("Invalid sender address {:?}", batch.from),
             status: "5.1.7".into(),
         })
+    }
+
+    /// A pipelined DATA that the server took although no recipient was
+    /// accepted: an empty content ends it, so the connection stays in step.
+    async fn abandon_data(&mut self, data_reply: Option<&Reply>) -> Result<(), SessionError> {
+        if data_reply.is_some_and(|r| r.code == 354) {
+            self.log_sent(".");
+            self.write(Phase::Data, b".\r\n", self.timeouts.command)
+                .await?;
+            self.read_reply(Phase::Data, self.timeouts.command).await?;
+        }
+        Ok(())
     }
 
     /// QUIT and close, without waiting long for a server that does not answer.

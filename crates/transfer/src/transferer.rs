@@ -178,10 +178,7 @@ impl Transferer {
         if let Some(mut session) = inner.pool.take(target) {
             session.debug = debug;
             let tls = session.tls();
-            let reused = match session.rset().await {
-                Ok(()) => session.send(batch).await,
-                Err(error) => Err(error),
-            };
+            let reused = session.send(batch, true).await;
             match reused {
                 Ok(results) => {
                     inner.pool.put(session);
@@ -199,7 +196,7 @@ impl Transferer {
         }
         let mut session = self.open(target, debug).await?;
         let tls = session.tls();
-        match session.send(batch).await {
+        match session.send(batch, false).await {
             Ok(results) => {
                 inner.pool.put(session);
                 Ok((results, tls))

@@ -39,6 +39,9 @@ pub struct SinkConfig {
     pub hang_on: Option<String>,
     /// Take the whole content, then never answer the final dot.
     pub hang_after_content: bool,
+    /// Answer DATA with 354 even when no recipient was accepted (and
+    /// refuse the content that follows).
+    pub data_without_recipients: bool,
 }
 
 impl Default for SinkConfig {
@@ -62,6 +65,7 @@ impl Default for SinkConfig {
             close_after_message: false,
             hang_on: None,
             hang_after_content: false,
+            data_without_recipients: false,
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct Stats {
     pub tls_sessions: AtomicUsize,
     /// Some MAIL FROM arrived together with what followed it.
     pub pipelined: AtomicBool,
+    /// Some RSET arrived together with the transaction after it.
+    pub rset_grouped: AtomicBool,
     pub commands: Mutex<Vec<String>>,
     pub messages: Mutex<Vec<Received>>,
 }
@@ -255,7 +261,11 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         } else if upper == "DATA" {
-            if rcpts.is_empty() {
+            if rcpts.is_empty() && config.data_without_recipients {
+                reply(stream, &config.data_reply).await.ok()?;
+                read_data(stream).await?;
+                "554 5.5.1 No valid recipients".into()
+            } else if rcpts.is_empty() {
                 "554 5.5.1 No valid recipients".into()
             } else if !config.data_reply.starts_with('3') {
                 config.data_reply.clone()
@@ -277,6 +287,9 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
         } else if upper == "RSET" {
+            if !stream.buffer().is_empty() {
+                stats.rset_grouped.store(true, Ordering::SeqCst);
+            }
             rcpts.clear();
             "250 2.0.0 Ok".into()
         } else if upper == "QUIT" {

@@ -84,32 +84,70 @@ async fn a_busy_mailbox_is_transient_for_that_recipient() {
     );
 }
 
+/// No recipient accepted: no content is sent. A pipelining server sees the
+/// DATA of the group and refuses it; others never see a DATA.
 #[tokio::test]
-async fn no_accepted_recipient_means_no_data() {
+async fn no_accepted_recipient_means_no_content() {
+    for capabilities in [SinkConfig::default().capabilities, vec![]] {
+        let pipelining = !capabilities.is_empty();
+        let sink = Sink::start(SinkConfig {
+            capabilities,
+            rcpt_replies: rcpt_replies(&[
+                ("amy@x.test", "550 5.1.1 unknown"),
+                ("bob@x.test", "451 4.7.1 greylisted"),
+            ]),
+            ..SinkConfig::default()
+        })
+        .await;
+        let transferer = Transferer::new(config()).unwrap();
+        let report = transferer
+            .send(
+                &relay(&[&[sink.addr]]),
+                &batch(&["amy@x.test", "bob@x.test"]),
+            )
+            .await;
+        assert!(matches!(
+            report.results[0].1,
+            RecipientResult::Permanent { .. }
+        ));
+        assert!(matches!(
+            report.results[1].1,
+            RecipientResult::Transient { .. }
+        ));
+        assert_eq!(sink.stats.messages().len(), 0);
+        assert_eq!(sink.stats.saw("DATA"), usize::from(pipelining));
+    }
+}
+
+/// A server that takes a pipelined DATA although it refused every
+/// recipient gets an empty content, and the connection stays usable.
+#[tokio::test]
+async fn a_data_taken_without_recipients_is_ended_empty() {
     let sink = Sink::start(SinkConfig {
-        rcpt_replies: rcpt_replies(&[
-            ("amy@x.test", "550 5.1.1 unknown"),
-            ("bob@x.test", "451 4.7.1 greylisted"),
-        ]),
+        rcpt_replies: rcpt_replies(&[("amy@x.test", "550 5.1.1 unknown")]),
+        data_without_recipients: true,
         ..SinkConfig::default()
     })
     .await;
     let transferer = Transferer::new(config()).unwrap();
-    let report = transferer
-        .send(
-            &relay(&[&[sink.addr]]),
-            &batch(&["amy@x.test", "bob@x.test"]),
-        )
+    let refused = transferer
+        .send(&relay(&[&[sink.addr]]), &batch(&["amy@x.test"]))
         .await;
     assert!(matches!(
-        report.results[0].1,
+        refused.results[0].1,
         RecipientResult::Permanent { .. }
     ));
+    let next = transferer
+        .send(&relay(&[&[sink.addr]]), &batch(&["bob@x.test"]))
+        .await;
     assert!(matches!(
-        report.results[1].1,
-        RecipientResult::Transient { .. }
+        next.results[0].1,
+        RecipientResult::Delivered { .. }
     ));
-    assert_eq!(sink.stats.saw("DATA"), 0);
+    let messages = sink.stats.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].rcpts, vec!["bob@x.test".to_string()]);
+    assert_eq!(sink.stats.connections(), 1);
 }
 
 #[tokio::test]
@@ -366,6 +404,12 @@ async fn connections_are_reused_with_rset_and_closed_when_idle() {
     assert_eq!(sink.stats.connections(), 1);
     assert_eq!(sink.stats.saw("RSET"), 4);
     assert_eq!(sink.stats.messages().len(), 5);
+    // The RSET rides in the transaction's group: no round trip of its own.
+    assert!(
+        sink.stats
+            .rset_grouped
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
     // Idle past the limit: the client says QUIT.
     for _ in 0..50 {
         if sink.stats.saw("QUIT") == 1 {
