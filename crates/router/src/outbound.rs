@@ -680,12 +680,8 @@ impl Router {
             let label = msg_id.clone();
             plan = blocking(move || {
                 let planner = Planner {
-                    snap: &snap2,
-                    store: &shared.store,
-                    verbosity: &shared.verbosity,
-                    lookup_debug: &shared.lookup_debug,
                     now,
-                    usage: Default::default(),
+                    ..Planner::new(&shared, &snap2)
                 };
                 planner.fail(&msg2, &label, failures, &mut plan);
                 plan

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::events::{Verbosity, event};
 use crate::outbound::Handoff;
 use crate::snapshot::Snapshot;
+use crate::work::RouterShared;
 use crate::work::describe;
 
 const QUOTA_REASON: &str =
@@ -52,6 +53,19 @@ pub(crate) struct Planner<'a> {
     pub now: i64,
     /// Mail file usage read in this batch (quota), plus what the batch adds.
     pub usage: HashMap<String, u64>,
+}
+
+impl<'a> Planner<'a> {
+    pub(crate) fn new(shared: &'a RouterShared, snap: &'a Snapshot) -> Planner<'a> {
+        Planner {
+            snap,
+            store: &shared.store,
+            verbosity: &shared.verbosity,
+            lookup_debug: &shared.lookup_debug,
+            now: crate::work::now_ms(),
+            usage: HashMap::new(),
+        }
+    }
 }
 
 impl Planner<'_> {
@@ -142,16 +156,18 @@ impl Planner<'_> {
                     owner,
                     quota,
                 }) => {
-                    let store = self.store;
-                    let used = self
-                        .usage
-                        .entry(mail_file.to_ascii_lowercase())
-                        .or_insert_with(|| store.mailfile_usage(&mail_file).unwrap_or(0));
-                    if quota.is_some_and(|q| *used + size > q) {
-                        failures.push((addr, Failure::new("5.2.2", QUOTA_REASON)));
-                        continue;
+                    if let Some(quota) = quota {
+                        let store = self.store;
+                        let used = self
+                            .usage
+                            .entry(mail_file.to_ascii_lowercase())
+                            .or_insert_with(|| store.mailfile_usage(&mail_file).unwrap_or(0));
+                        if *used + size > quota {
+                            failures.push((addr, Failure::new("5.2.2", QUOTA_REASON)));
+                            continue;
+                        }
+                        *used += size;
                     }
-                    *used += size;
                     s.deliveries.push(Delivery {
                         recipient: addr.clone(),
                         mail_file: mail_file.clone(),

@@ -20,8 +20,12 @@ use crate::reply::Reply;
 use crate::session::SessionError;
 use crate::trace::{COMMANDS, Trace};
 
-/// Size of the read buffer; also bounds the longest command line.
+/// Largest size of the read buffer; also bounds the longest command line.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
+/// Size of a session's read buffer at first: it doubles (up to
+/// [`READ_BUFFER`]) only for a line or a stream of data that fills it, so a
+/// session that sends short commands costs 4 KiB, not 64.
+const FIRST_READ_BUFFER: usize = 4 * 1024;
 
 /// What [`Conn::read_line`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +39,7 @@ pub(crate) enum Line {
 /// One session's stream with its buffers.
 pub(crate) struct Conn<T> {
     io: T,
-    rbuf: Box<[u8]>,
+    rbuf: Vec<u8>,
     start: usize,
     end: usize,
     wbuf: Vec<u8>,
@@ -73,7 +77,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         Conn {
             deadline: timeouts.deadline(timeouts.command),
             io,
-            rbuf: vec![0; READ_BUFFER].into_boxed_slice(),
+            rbuf: vec![0; FIRST_READ_BUFFER],
             start: 0,
             end: 0,
             wbuf: Vec::with_capacity(1024),
@@ -122,11 +126,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
             self.end -= self.start;
             self.start = 0;
         }
+        if self.end == self.rbuf.len() {
+            self.grow();
+        }
         // A client whose bytes are always ready still meets the deadline.
         if Instant::now() >= self.deadline {
             return Err(SessionError::Timeout);
         }
         let free = &mut self.rbuf[self.end..];
+        let filled_all = free.len();
         let limit = self
             .timeouts
             .deadline(self.timeouts.idle)
@@ -140,7 +148,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Conn<T> {
         self.trace.io("read", &self.rbuf[self.end..self.end + n]);
         self.end += n;
         self.stats.received(n);
+        if n == filled_all {
+            // More is likely waiting (a message's data): read more at a time.
+            self.grow();
+        }
         Ok(())
+    }
+
+    /// Doubles the read buffer, up to [`READ_BUFFER`].
+    fn grow(&mut self) {
+        let len = (self.rbuf.len() * 2).min(READ_BUFFER);
+        self.rbuf.resize(len, 0);
     }
 
     /// Reads one line (LF included) into `line`; lines over `max` bytes
