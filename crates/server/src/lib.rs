@@ -66,15 +66,43 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     if names.is_empty() {
         bail!("the directory {} has no server", opts.directory.display());
     }
+    // Every server whose data folder this process can own: without
+    // `--server`, one that another mailhop process runs already is skipped
+    // (the same directory started as two processes forms one domain).
+    let every = opts.servers.is_empty();
     let mut instances = Vec::new();
+    let mut skipped = Vec::new();
     for name in &names {
-        let inst = Instance::start(dir.clone(), name, opts.directory.clone())
+        let started = Instance::start(dir.clone(), name, opts.directory.clone())
             .await
-            .with_context(|| format!("starting server {name}"))?;
+            .with_context(|| format!("starting server {name}"));
+        let inst = match started {
+            Ok(inst) => inst,
+            Err(e)
+                if every
+                    && matches!(
+                        e.downcast_ref::<store::StoreError>(),
+                        Some(store::StoreError::Locked { .. })
+                    ) =>
+            {
+                let why = format!("{e:#}");
+                println!("mailhop: server {name} not started here: {why}");
+                skipped.push(why);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for line in inst.describe_ports() {
             println!("{line}");
         }
         instances.push(inst);
+    }
+    if instances.is_empty() {
+        bail!(
+            "no server of {} could be started here: {}",
+            opts.directory.display(),
+            skipped.join("; ")
+        );
     }
     let watcher = tokio::spawn(watch_directory(opts.directory.clone(), instances.clone()));
     wait_for_shutdown().await;
