@@ -198,6 +198,8 @@ pub struct ServerInfo {
     pub data: String,
     /// Why the store cannot be trusted (the server refuses new mail), if so.
     pub store_problem: Option<String>,
+    /// The server's ID for the native protocol and its certifier, or why it has none.
+    pub server_id: String,
 }
 
 pub fn format_server(s: &ServerInfo) -> String {
@@ -216,6 +218,7 @@ pub fn format_server(s: &ServerInfo) -> String {
         "Server up time:         {d} days {h:02}:{m:02}:{sec:02}"
     );
     let _ = writeln!(out, "Data directory:         {}", s.data);
+    let _ = writeln!(out, "Server ID:              {}", s.server_id);
     match &s.store_problem {
         None => {
             let _ = writeln!(out, "Mail store:             OK");
@@ -380,11 +383,13 @@ mod tests {
             ports: vec![("SMTP".into(), "127.0.0.1:2525".into())],
             data: "d".into(),
             store_problem: None,
+            server_id: "Mail/Acme (certified by CN=Acme certifier)".into(),
         };
         let text = format_server(&s);
         assert!(text.contains("Pending mail: 2         Dead mail: 1    \n"));
         assert!(text.contains("Number of Mailboxes:    1\n"));
         assert!(text.contains("Mail Tracking:          Not Enabled\n"));
         assert!(text.contains("0 days 01:02:03"));
+        assert!(text.contains("Server ID:              Mail/Acme (certified by"));
     }
 }

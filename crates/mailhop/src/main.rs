@@ -37,6 +37,19 @@ enum Cmd {
         #[arg(long)]
         directory: Option<PathBuf>,
     },
+    /// Create the domain's certifier beside the directory file (if there is
+    /// none); with --server, write a new ID for that server to copy into its
+    /// data folder on another machine.
+    Certify {
+        #[arg(long)]
+        directory: Option<PathBuf>,
+        /// Issue an ID for this server of the directory.
+        #[arg(long)]
+        server: Option<String>,
+        /// Where the server's ID is written (default: its data folder).
+        #[arg(long, requires = "server")]
+        out: Option<PathBuf>,
+    },
     /// Read a password on standard input and print its argon2 hash.
     Passwd,
     /// Run a console command on a running server.
@@ -172,6 +185,35 @@ fn run(cli: Cli) -> Result<(), UserError> {
                     Err(UserError(format!("{} has errors", path.display())))
                 }
             }
+        }
+        Cmd::Certify {
+            directory,
+            server,
+            out,
+        } => {
+            let path = default_directory(directory);
+            let dir = directory::load(&path).map_err(|e| UserError(e.to_string()))?;
+            let issue = match &server {
+                Some(name) => {
+                    let doc = dir.server_by_str(name).ok_or_else(|| {
+                        UserError(format!("no server {name} in {}", path.display()))
+                    })?;
+                    Some((
+                        doc.name.abbreviated(),
+                        out.unwrap_or_else(|| doc.data.clone()),
+                    ))
+                }
+                None => None,
+            };
+            let done = server::ids::certify(
+                &path,
+                &dir.domain.name,
+                issue.as_ref().map(|(n, f)| (n.as_str(), f.as_path())),
+            )?;
+            for line in done {
+                println!("{line}");
+            }
+            Ok(())
         }
         Cmd::Passwd => {
             let mut input = String::new();

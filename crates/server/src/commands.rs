@@ -181,6 +181,7 @@ fn server_info(inst: &Instance) -> anyhow::Result<ServerInfo> {
         ports,
         data: inst.data.display().to_string(),
         store_problem: inst.store.health().err(),
+        server_id: inst.server_id.clone(),
     })
 }
 

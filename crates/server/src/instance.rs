@@ -110,6 +110,9 @@ pub struct Instance {
     /// Debug variables set at run time (`set config NAME=VALUE`).
     pub(crate) config_vars: Mutex<BTreeMap<String, String>>,
     pub(crate) tls: ArcSwap<Option<Arc<rustls::ServerConfig>>>,
+    /// `show server`'s "Server ID" line: the server's ID for the native
+    /// protocol and its certifier, or why it has none.
+    pub(crate) server_id: String,
     pub(crate) auth_failures: crate::auth::Throttle,
     pub(crate) auth_cache: crate::auth::AuthCache,
     console_stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -123,6 +126,7 @@ impl Instance {
         name: &NotesName,
         directory_path: PathBuf,
     ) -> anyhow::Result<Arc<Instance>> {
+        let domain = dir.domain.name.clone();
         let snap = Snapshot::new(dir, name)
             .with_context(|| format!("server {name} is not in the directory"))?;
         let data = snap.server.data.clone();
@@ -130,6 +134,7 @@ impl Instance {
         let store = Store::open(&data.join("store"))
             .with_context(|| format!("opening the store in {}", data.display()))?;
         let tls = crate::tls::load(&snap.server)?;
+        let server_id = server_identity(&directory_path, &domain, name, &data);
         let workers = usize::from(snap.config.delivery_threads).max(1);
         let verbosity = Verbosity::new(snap.server.debug.log_mail_routing);
         let lookup_debug = Verbosity::new(snap.server.debug.debug_router_lookup);
@@ -156,6 +161,7 @@ impl Instance {
             tasks: Mutex::new(Vec::new()),
             config_vars: Mutex::new(BTreeMap::new()),
             tls: ArcSwap::from_pointee(tls),
+            server_id,
             auth_failures: crate::auth::Throttle::default(),
             auth_cache: crate::auth::AuthCache::default(),
             console_stop: Mutex::new(None),
@@ -371,4 +377,25 @@ fn create_private_dir(path: &std::path::Path) -> anyhow::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("restricting {}", path.display()))?;
     Ok(())
+}
+
+/// The server's ID (issued on its first start when the certifier is at
+/// hand), checked by building the mutual TLS of the native protocol from it,
+/// as `show server`'s line. A server without one runs, but cannot take part
+/// in native transfer, and the log says why.
+fn server_identity(
+    directory_file: &std::path::Path,
+    domain: &str,
+    name: &NotesName,
+    data: &std::path::Path,
+) -> String {
+    let built = crate::ids::server_id(directory_file, domain, &name.abbreviated(), data)
+        .and_then(|id| certify::DomainTls::new(&id).map(|_| id));
+    match built {
+        Ok(id) => format!("{} (certified by {})", id.server(), id.certifier_name()),
+        Err(e) => {
+            tracing::warn!("Server {name}: no server ID, so no native transfer: {e}");
+            format!("none - {e}")
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod access;
 mod auth;
 mod commands;
 mod control;
+pub mod ids;
 mod instance;
 mod listener;
 mod tls;
