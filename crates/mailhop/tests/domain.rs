@@ -77,26 +77,14 @@ fn console(directory: &std::path::Path, server: &str, command: &str) -> Option<S
 #[test]
 fn a_second_process_runs_the_servers_the_first_does_not() {
     let tmp = tempfile::tempdir().unwrap();
-    let mail_smtp = format!("127.0.0.1:{}", free_port());
-    let smtp_smtp = format!("127.0.0.1:{}", free_port());
-    let directory = tmp.path().join("directory.toml");
-    std::fs::write(
-        &directory,
-        TWO_SERVERS
-            .replace("{MAIL_SMTP}", &mail_smtp)
-            .replace("{SMTP_SMTP}", &smtp_smtp),
-    )
-    .unwrap();
+    let (directory, mail_smtp, smtp_smtp) = write_two_servers(tmp.path());
 
     let first = Running(serve(&directory, Some("Mail/Acme")));
     wait_for(
         || TcpStream::connect(&mail_smtp).is_ok(),
         "Mail/Acme's SMTP listener",
     );
-    wait_for(
-        || console(&directory, "Mail/Acme", "show server").is_some(),
-        "Mail/Acme's console",
-    );
+    wait_up(&directory, "Mail/Acme");
     assert!(TcpStream::connect(&smtp_smtp).is_err());
 
     // Without --server: Mail/Acme is owned by the first process, so this one
@@ -118,11 +106,7 @@ fn a_second_process_runs_the_servers_the_first_does_not() {
             && said.contains("in use by another mailhop process"),
         "{said}"
     );
-    wait_for(
-        || console(&directory, "SMTP/Acme", "show server").is_some(),
-        "SMTP/Acme's console",
-    );
-    let info = console(&directory, "SMTP/Acme", "show server").unwrap();
+    let info = wait_up(&directory, "SMTP/Acme");
     assert!(info.contains("CN=SMTP/O=Acme"), "{info}");
     // The first process still runs Mail/Acme.
     let info = console(&directory, "Mail/Acme", "show server").unwrap();
