@@ -52,8 +52,12 @@ pub struct RouterStats {
     pub transferred_bytes_smtp: AtomicU64,
     pub transfer_failures: AtomicU64,
     pub transfer_failures_smtp: AtomicU64,
+    pub transferred_native: AtomicU64,
+    pub transferred_bytes_native: AtomicU64,
+    pub transfer_failures_native: AtomicU64,
     pub total_routed: AtomicU64,
     pub total_routed_smtp: AtomicU64,
+    pub total_routed_native: AtomicU64,
     pub total_failures: AtomicU64,
     pub reports_failure: AtomicU64,
     pub delivery_active: AtomicU64,
@@ -101,6 +105,20 @@ impl RouterStats {
     pub fn transfer_failed_smtp(&self) {
         self.transfer_failures.fetch_add(1, Relaxed);
         self.transfer_failures_smtp.fetch_add(1, Relaxed);
+    }
+
+    /// A message transferred to the next server of the domain (NRPC).
+    pub fn transferred_native(&self, size: u64) {
+        self.transferred.fetch_add(1, Relaxed);
+        self.transferred_native.fetch_add(1, Relaxed);
+        self.transferred_bytes_native.fetch_add(size, Relaxed);
+        self.total_routed.fetch_add(1, Relaxed);
+        self.total_routed_native.fetch_add(1, Relaxed);
+    }
+
+    pub fn transfer_failed_native(&self) {
+        self.transfer_failures.fetch_add(1, Relaxed);
+        self.transfer_failures_native.fetch_add(1, Relaxed);
     }
 
     /// A recipient that failed (a report follows, or the message is held or dead).
@@ -161,13 +179,25 @@ impl RouterStats {
                     i64::try_from(self.transferred_bytes_smtp.load(Relaxed) / 1024).unwrap_or(0),
                 ),
             ),
+            ("Mail.Transferred.NRPC".into(), g(&self.transferred_native)),
+            (
+                "Mail.TotalKBTransferred.NRPC".into(),
+                StatValue::Int(
+                    i64::try_from(self.transferred_bytes_native.load(Relaxed) / 1024).unwrap_or(0),
+                ),
+            ),
             ("Mail.TransferFailures".into(), g(&self.transfer_failures)),
             (
                 "Mail.TransferFailures.SMTP".into(),
                 g(&self.transfer_failures_smtp),
             ),
+            (
+                "Mail.TransferFailures.NRPC".into(),
+                g(&self.transfer_failures_native),
+            ),
             ("Mail.TotalRouted".into(), g(&self.total_routed)),
             ("Mail.TotalRouted.SMTP".into(), g(&self.total_routed_smtp)),
+            ("Mail.TotalRouted.NRPC".into(), g(&self.total_routed_native)),
             ("Mail.TotalFailures".into(), g(&self.total_failures)),
             ("Mail.Reports.Failure".into(), g(&self.reports_failure)),
             (

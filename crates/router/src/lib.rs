@@ -7,6 +7,7 @@
 //! the routing event log. It knows nothing of SMTP sessions.
 
 mod events;
+mod native;
 mod outbound;
 mod plan;
 mod snapshot;

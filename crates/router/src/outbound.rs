@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use console::QueueLine;
-use routing::{Failure, SmtpVia};
+use routing::{Failure, SmtpVia, Via};
 use store::{MessageId, QueuedMessage, RecipientStatus, RecipientUpdate, Settlement};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{error, info, warn};
@@ -42,7 +42,7 @@ use crate::work::{Router, blocking, lock, now_ms};
 #[derive(Debug, Clone)]
 pub(crate) struct Handoff {
     pub queue: String,
-    pub via: SmtpVia,
+    pub via: Via,
     pub message: MessageId,
     pub recipients: Vec<String>,
     pub size: u64,
@@ -61,7 +61,7 @@ impl Handoff {
             .filter(|r| r.status == RecipientStatus::Waiting)
         {
             let (Some(queue), Some(via)) =
-                (r.queue.clone(), r.via.as_deref().and_then(SmtpVia::decode))
+                (r.queue.clone(), r.via.as_deref().and_then(Via::decode))
             else {
                 warn!(target: "router", "Router: message {} recipient {} waits without a queue; it stays in the mail box", msg.id, r.address);
                 continue;
@@ -118,7 +118,7 @@ pub(crate) enum QueueState {
 
 #[derive(Debug)]
 struct DestQueue {
-    via: SmtpVia,
+    via: Via,
     entries: VecDeque<Entry>,
     /// Every message of the queue, waiting or in transfer: a message is in
     /// a queue once, and never in two transfers at a time.
@@ -131,7 +131,7 @@ struct DestQueue {
 }
 
 impl DestQueue {
-    fn new(via: SmtpVia) -> DestQueue {
+    fn new(via: Via) -> DestQueue {
         DestQueue {
             via,
             entries: VecDeque::new(),
@@ -363,10 +363,11 @@ impl Outbound {
                 QueueLine {
                     msgs: q.members.len() as u64,
                     state,
-                    via: "SMTP".into(),
+                    via: q.via.transport().into(),
                     destination: match &q.via {
-                        SmtpVia::Relay(r) => format!("{name} (relay {r})"),
-                        SmtpVia::Mx(_) => format!("{name} (MX)"),
+                        Via::Smtp(SmtpVia::Relay(r)) => format!("{name} (relay {r})"),
+                        Via::Smtp(SmtpVia::Mx(_)) => format!("{name} (MX)"),
+                        Via::Native(server) => server.clone(),
                     },
                     last_error,
                     next_retry,
@@ -530,7 +531,7 @@ impl Router {
         }
     }
 
-    async fn transfer_one(&self, queue: &str, via: SmtpVia, entry: Entry) -> Finished {
+    async fn transfer_one(&self, queue: &str, via: Via, entry: Entry) -> Finished {
         let id = entry.message;
         let store = self.shared().store.clone();
         // The rows and the body in one read, off the runtime's threads.
@@ -579,24 +580,37 @@ impl Router {
                 };
             }
         };
-        let dest = match &via {
-            SmtpVia::Relay(r) => Destination::Relay(r.clone()),
-            SmtpVia::Mx(d) => Destination::Mx(d.clone()),
-        };
-        if self.shared().verbosity.shows(30) {
-            info!(target: "router", "Router: Transferring mail to domain {queue} (host {}) via SMTP",
-                match &via { SmtpVia::Relay(r) => r.to_string(), SmtpVia::Mx(d) => format!("MX of {d}") });
-        }
         let size = data.len() as u64;
-        let batch = Batch {
-            from: msg.from.clone(),
-            recipients: rcpts.clone(),
-            body_8bit: data.iter().any(|b| *b >= 0x80),
-            data: Arc::new(data),
-            size,
+        let report = match &via {
+            Via::Smtp(smtp) => {
+                let dest = match smtp {
+                    SmtpVia::Relay(r) => Destination::Relay(r.clone()),
+                    SmtpVia::Mx(d) => Destination::Mx(d.clone()),
+                };
+                if self.shared().verbosity.shows(30) {
+                    info!(target: "router", "Router: Transferring mail to domain {queue} (host {}) via SMTP",
+                        match smtp { SmtpVia::Relay(r) => r.to_string(), SmtpVia::Mx(d) => format!("MX of {d}") });
+                }
+                let batch = Batch {
+                    from: msg.from.clone(),
+                    recipients: rcpts.clone(),
+                    body_8bit: data.iter().any(|b| *b >= 0x80),
+                    data: Arc::new(data),
+                    size,
+                };
+                transferer.send(&dest, &batch).await
+            }
+            Via::Native(next) => match crate::native::target(self.shared(), &snap, next) {
+                Ok(target) => {
+                    if self.shared().verbosity.shows(30) {
+                        info!(target: "router", "Router: Transferring mail to server {next} ({}) via NRPC", target.addr);
+                    }
+                    let batch = crate::native::batch(&snap, &msg, rcpts.clone(), data, now_ms());
+                    transferer.send_native(&target, &batch).await
+                }
+                Err(reason) => crate::native::not_sent(&rcpts, reason),
+            },
         };
-        let report = transferer.send(&dest, &batch).await;
-        drop(batch);
 
         let now = now_ms();
         let server = snap.server.name.to_string();
@@ -641,11 +655,11 @@ impl Router {
                     ));
                 }
                 RecipientResult::Permanent { reply, status } => {
-                    self.shared().stats.transfer_failed_smtp();
+                    self.failed_transfer(&via);
                     failures.push((rcpt, Failure::new(status, reply)));
                 }
                 RecipientResult::Transient { reason } => {
-                    self.shared().stats.transfer_failed_smtp();
+                    self.failed_transfer(&via);
                     if expired {
                         failures.push((rcpt, Failure::new("4.4.7", format!("Message expired: not delivered within {}.  Last error: {reason}", directory::format_duration(snap.config.expire_after)))));
                     } else {
@@ -708,16 +722,19 @@ impl Router {
                 ) && !outcome.skipped.iter().any(|x| x.eq_ignore_ascii_case(a))
             });
         if applied_transfer {
-            self.shared().stats.transferred_smtp(size);
+            match &via {
+                Via::Smtp(_) => self.shared().stats.transferred_smtp(size),
+                Via::Native(_) => self.shared().stats.transferred_native(size),
+            }
             if self.shared().verbosity.shows(40) {
-                info!(target: "router", "Router: Transferred 1 messages to {queue} via SMTP");
+                info!(target: "router", "Router: Transferred 1 messages to {queue} via {}", via.transport());
             }
         }
         self.after_settle(plan, outcome);
         match transient {
             Some(err) => {
                 if self.shared().verbosity.shows(20) {
-                    warn!(target: "router", "Router: No messages transferred to {queue} via SMTP: {err}");
+                    warn!(target: "router", "Router: No messages transferred to {queue} via {}: {err}", via.transport());
                 }
                 Finished::Retry {
                     recipients: retry_rcpts,
@@ -729,6 +746,13 @@ impl Router {
             }
             None if transferred => Finished::Succeeded,
             None => Finished::Done,
+        }
+    }
+
+    fn failed_transfer(&self, via: &Via) {
+        match via {
+            Via::Smtp(_) => self.shared().stats.transfer_failed_smtp(),
+            Via::Native(_) => self.shared().stats.transfer_failed_native(),
         }
     }
 

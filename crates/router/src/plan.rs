@@ -173,8 +173,10 @@ impl Planner<'_> {
                         mail_file: mail_file.clone(),
                         folder: "Inbox".into(),
                         internal_date: now,
-                        route_servers: vec![server.clone()],
-                        route_times: vec![now],
+                        route_servers: (msg.route.iter().map(|h| h.server.clone()))
+                            .chain([server.clone()])
+                            .collect(),
+                        route_times: (msg.route.iter().map(|h| h.time)).chain([now]).collect(),
                         flags: Flags::default(),
                     });
                     s.events
@@ -187,17 +189,21 @@ impl Planner<'_> {
                     destination,
                     next_hop,
                 }) => {
-                    let reason = format!(
-                        "Waiting for transfer to server {next_hop} (for {destination}): transfer between servers is not enabled on this server"
-                    );
-                    s.events.push(ev(&addr, "waiting", &from_parent(&reason)));
+                    let detail = if destination.eq_ignore_ascii_case(&next_hop) {
+                        format!("NRPC queue {next_hop}")
+                    } else {
+                        format!("NRPC queue {next_hop} (for {destination})")
+                    };
+                    s.events.push(ev(&addr, "queued", &from_parent(&detail)));
+                    let via = routing::Via::Native(next_hop.clone());
                     s.outcomes.push((
-                        addr,
-                        RecipientUpdate::Pending {
-                            reason,
-                            queue: Some(next_hop),
+                        addr.clone(),
+                        RecipientUpdate::Queued {
+                            queue: next_hop.clone(),
+                            via: via.encode(),
                         },
                     ));
+                    add_handoff(&mut plan.handoffs, msg, next_hop, via, addr);
                 }
                 Action::Route(Route::Smtp { queue, via }) => {
                     if let Some(f) = routing::outbound_refusal(&snap.config, &msg.from, &addr) {
@@ -216,18 +222,7 @@ impl Planner<'_> {
                             via: via.encode(),
                         },
                     ));
-                    match plan.handoffs.iter_mut().find(|h| h.queue == queue) {
-                        Some(h) => h.recipients.push(addr),
-                        None => plan.handoffs.push(Handoff {
-                            queue,
-                            via,
-                            message: msg.id,
-                            recipients: vec![addr],
-                            size,
-                            not_before: None,
-                            attempts: 0,
-                        }),
-                    }
+                    add_handoff(&mut plan.handoffs, msg, queue, routing::Via::Smtp(via), addr);
                 }
                 Action::Route(Route::Fail(f)) => failures.push((addr, f)),
             }
@@ -338,11 +333,35 @@ impl Planner<'_> {
             origin: format!("report about {}", msg.id),
             message_id: Some(r.message_id),
             subject: Some(r.subject),
+            ..Incoming::default()
         });
     }
 }
 
+/// `addr` joins the hand-off of `msg` to `queue` (one per queue).
+fn add_handoff(
+    handoffs: &mut Vec<Handoff>,
+    msg: &QueuedMessage,
+    queue: String,
+    via: routing::Via,
+    addr: String,
+) {
+    match handoffs.iter_mut().find(|h| h.queue == queue) {
+        Some(h) => h.recipients.push(addr),
+        None => handoffs.push(Handoff {
+            queue,
+            via,
+            message: msg.id,
+            recipients: vec![addr],
+            size: msg.size,
+            not_before: None,
+            attempts: 0,
+        }),
+    }
+}
+
 impl Plan {
+
     pub(crate) fn for_message(msg: &QueuedMessage) -> Plan {
         Plan {
             settlement: Settlement {

@@ -42,6 +42,9 @@ pub struct RouterShared {
     pub lookup_debug: Verbosity,
     /// `SMTPClientDebug`: the outbound conversation.
     pub client_debug: Verbosity,
+    /// This server's side of the native protocol's mutual TLS (its server
+    /// ID); empty while it has none, and then nothing is sent natively.
+    pub native_tls: arc_swap::ArcSwapOption<rustls::ClientConfig>,
 }
 
 /// Handle on a running router: hand it messages that are durable in the mail box.

@@ -1,10 +1,47 @@
-//! How a recipient leaves by SMTP, written into its mail box row when it is
-//! handed to an outbound queue (`relay:HOSTS` or `mx:DOMAIN`), so that a
-//! restart rebuilds the queue from the row alone.
+//! How a recipient leaves this server, written into its mail box row when
+//! it is handed to an outbound queue (`relay:HOSTS` or `mx:DOMAIN` by SMTP,
+//! `nrpc:SERVER` to the next server of the domain), so that a restart
+//! rebuilds the queue from the row alone.
 
 use std::str::FromStr;
 
 use crate::SmtpVia;
+
+/// How a queued recipient leaves: by SMTP, or natively to the next server
+/// of the domain (`NRPC` on the console).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Smtp(SmtpVia),
+    /// To this server of the domain, the next hop on the message's path.
+    Native(String),
+}
+
+impl Via {
+    /// The text kept in the mail box row.
+    pub fn encode(&self) -> String {
+        match self {
+            Via::Smtp(smtp) => smtp.encode(),
+            Via::Native(server) => format!("nrpc:{server}"),
+        }
+    }
+
+    /// The inverse of [`Via::encode`]; `None` for text it never wrote.
+    pub fn decode(text: &str) -> Option<Via> {
+        match text.strip_prefix("nrpc:") {
+            Some(server) if !server.trim().is_empty() => Some(Via::Native(server.to_owned())),
+            Some(_) => None,
+            None => SmtpVia::decode(text).map(Via::Smtp),
+        }
+    }
+
+    /// The transport as `show queues` names it.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Via::Smtp(_) => "SMTP",
+            Via::Native(_) => "NRPC",
+        }
+    }
+}
 
 impl SmtpVia {
     /// The text kept in the mail box row.
@@ -47,5 +84,14 @@ mod tests {
         assert_eq!(SmtpVia::decode(&mx.encode()), Some(mx));
         assert_eq!(SmtpVia::decode("mx:"), None);
         assert_eq!(SmtpVia::decode("nrpc:x"), None);
+    }
+
+    #[test]
+    fn native_round_trip() {
+        let via = Via::Native("CN=Hub/O=Acme".into());
+        assert_eq!(Via::decode(&via.encode()), Some(via));
+        assert_eq!(Via::decode("nrpc:"), None);
+        let mx = Via::Smtp(SmtpVia::Mx("example.org".into()));
+        assert_eq!(Via::decode(&mx.encode()), Some(mx));
     }
 }

@@ -23,10 +23,12 @@ pub(crate) enum Listener {
     Smtp(SmtpListenerKind),
     Pop3 { implicit_tls: bool },
     Imap { implicit_tls: bool },
+    /// The native protocol between servers of the domain.
+    Native,
 }
 
 impl Listener {
-    pub const ALL: [Listener; 7] = [
+    pub const ALL: [Listener; 8] = [
         Listener::Smtp(SmtpListenerKind::Smtp),
         Listener::Smtp(SmtpListenerKind::Submission),
         Listener::Smtp(SmtpListenerKind::Smtps),
@@ -38,6 +40,7 @@ impl Listener {
             implicit_tls: false,
         },
         Listener::Imap { implicit_tls: true },
+        Listener::Native,
     ];
 
     pub fn task(self) -> console::Task {
@@ -45,6 +48,7 @@ impl Listener {
             Listener::Smtp(_) => console::Task::Smtp,
             Listener::Pop3 { .. } => console::Task::Pop3,
             Listener::Imap { .. } => console::Task::Imap,
+            Listener::Native => console::Task::Router,
         }
     }
 
@@ -60,6 +64,7 @@ impl Listener {
                 implicit_tls: false,
             } => "imap",
             Listener::Imap { implicit_tls: true } => "imaps",
+            Listener::Native => "native",
         }
     }
 
@@ -68,6 +73,7 @@ impl Listener {
             Listener::Smtp(_) => "SMTP Server",
             Listener::Pop3 { .. } => "POP3 Server",
             Listener::Imap { .. } => "IMAP Server",
+            Listener::Native => "NRPC Server",
         }
     }
 
@@ -113,6 +119,8 @@ pub struct Instance {
     /// `show server`'s "Server ID" line: the server's ID for the native
     /// protocol and its certifier, or why it has none.
     pub(crate) server_id: String,
+    /// The native protocol's mutual TLS, from the server ID; `None` without one.
+    pub(crate) native_tls: Option<certify::DomainTls>,
     pub(crate) auth_failures: crate::auth::Throttle,
     pub(crate) auth_cache: crate::auth::AuthCache,
     console_stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -134,7 +142,7 @@ impl Instance {
         let store = Store::open(&data.join("store"))
             .with_context(|| format!("opening the store in {}", data.display()))?;
         let tls = crate::tls::load(&snap.server)?;
-        let server_id = server_identity(&directory_path, &domain, name, &data);
+        let (server_id, native_tls) = server_identity(&directory_path, &domain, name, &data);
         let workers = usize::from(snap.config.delivery_threads).max(1);
         let verbosity = Verbosity::new(snap.server.debug.log_mail_routing);
         let lookup_debug = Verbosity::new(snap.server.debug.debug_router_lookup);
@@ -146,6 +154,9 @@ impl Instance {
             verbosity,
             lookup_debug,
             client_debug,
+            native_tls: arc_swap::ArcSwapOption::from(
+                native_tls.as_ref().map(|t| Arc::clone(&t.client)),
+            ),
         });
         crate::upkeep::ensure_mail_files(&store, &shared.snapshot.load_full()).await;
         let router = Router::start(shared, workers);
@@ -162,6 +173,7 @@ impl Instance {
             config_vars: Mutex::new(BTreeMap::new()),
             tls: ArcSwap::from_pointee(tls),
             server_id,
+            native_tls,
             auth_failures: crate::auth::Throttle::default(),
             auth_cache: crate::auth::AuthCache::default(),
             console_stop: Mutex::new(None),
@@ -206,6 +218,7 @@ impl Instance {
                 implicit_tls: false,
             } => a.imap,
             Listener::Imap { implicit_tls: true } => a.imaps,
+            Listener::Native => a.native,
         }
     }
 
@@ -233,6 +246,13 @@ impl Instance {
             );
             return Ok(false);
         }
+        if l == Listener::Native && self.native_tls.is_none() {
+            warn!(
+                "{}: native needs the server's ID (see show server); not started",
+                l.label()
+            );
+            return Ok(false);
+        }
         if lock(&self.tasks).iter().any(|t| t.listener == l) {
             return Ok(false);
         }
@@ -246,6 +266,7 @@ impl Instance {
                 crate::access::start(self.clone(), access::Protocol::Imap, implicit_tls, addr)
                     .await?
             }
+            Listener::Native => crate::native::start(self.clone(), addr).await?,
         };
         lock(&self.tasks).push(RunningTask {
             listener: l,
@@ -388,14 +409,17 @@ fn server_identity(
     domain: &str,
     name: &NotesName,
     data: &std::path::Path,
-) -> String {
+) -> (String, Option<certify::DomainTls>) {
     let built = crate::ids::server_id(directory_file, domain, &name.abbreviated(), data)
-        .and_then(|id| certify::DomainTls::new(&id).map(|_| id));
+        .and_then(|id| certify::DomainTls::new(&id).map(|tls| (id, tls)));
     match built {
-        Ok(id) => format!("{} (certified by {})", id.server(), id.certifier_name()),
+        Ok((id, tls)) => (
+            format!("{} (certified by {})", id.server(), id.certifier_name()),
+            Some(tls),
+        ),
         Err(e) => {
             tracing::warn!("Server {name}: no server ID, so no native transfer: {e}");
-            format!("none - {e}")
+            (format!("none - {e}"), None)
         }
     }
 }

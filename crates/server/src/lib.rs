@@ -12,6 +12,7 @@ mod control;
 pub mod ids;
 mod instance;
 mod listener;
+mod native;
 mod tls;
 mod upkeep;
 pub mod zeroconf;

@@ -435,6 +435,7 @@ impl SessionHandler for Handler {
                     .unwrap_or_default()
             ),
             data: message,
+            ..Incoming::default()
         };
         match inst.store.accept_with_fields(incoming, fields).await {
             Ok(queued) => {

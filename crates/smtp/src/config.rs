@@ -15,6 +15,12 @@ pub enum ListenerKind {
     Submission,
     /// Implicit TLS (RFC 8314): the TLS handshake comes before the greeting.
     Smtps,
+    /// The native protocol between servers of one domain (the console's
+    /// `NRPC`): implicit TLS whose configuration requires a client
+    /// certificate; the peer's identity, read from it by
+    /// [`ListenerConfig::peer_identity`], stands for AUTH. No AUTH command,
+    /// no STARTTLS.
+    Native,
 }
 
 /// The server's `smtp_auth` setting.
@@ -27,6 +33,9 @@ pub enum AuthPolicy {
     /// AUTH is neither offered nor accepted.
     Off,
 }
+
+/// Reads the peer's identity from the certificates it presented.
+pub type PeerIdentity = fn(&[rustls::pki_types::CertificateDer<'_>]) -> Option<String>;
 
 /// Everything one SMTP listener needs to know; read once per session.
 #[derive(Debug, Clone)]
@@ -69,6 +78,10 @@ pub struct ListenerConfig {
     /// [`SmtpStats`](crate::SmtpStats) (all listeners of a server); a message
     /// that does not fit gets `452 4.3.1` (`smtp_inflight_message_bytes`).
     pub inflight_message_bytes: u64,
+    /// For [`ListenerKind::Native`]: who the peer is, from the certificates
+    /// it presented (end entity first), or `None` if they name no server of
+    /// the domain (the session is then refused with `530 5.7.0`).
+    pub peer_identity: Option<PeerIdentity>,
     /// `SMTPDebug` (0..4).
     pub debug: u8,
     /// `SMTPDebugIO` (0, 1, 3, 4).
@@ -79,7 +92,7 @@ impl ListenerConfig {
     /// The AUTH policy in force: submission ports always require AUTH.
     pub fn effective_auth(&self) -> AuthPolicy {
         match self.kind {
-            ListenerKind::Submission => AuthPolicy::Required,
+            ListenerKind::Submission | ListenerKind::Native => AuthPolicy::Required,
             ListenerKind::Smtp | ListenerKind::Smtps => self.auth,
         }
     }
@@ -104,6 +117,7 @@ impl Default for ListenerConfig {
             max_sessions: 1000,
             max_sessions_per_host: 50,
             inflight_message_bytes: 512 * 1024 * 1024,
+            peer_identity: None,
             debug: 0,
             debug_io: 0,
         }

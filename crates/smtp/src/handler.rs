@@ -59,6 +59,10 @@ pub struct Envelope {
     pub body_8bit: bool,
     /// The client's `SIZE=` estimate.
     pub size_hint: Option<u64>,
+    /// Given with the message to [`SessionHandler::data`]: the length of the
+    /// `Received:` header this server put on top; the client's content
+    /// starts there.
+    pub received_len: usize,
 }
 
 /// The server's side of a session: every decision and the storing of mail.

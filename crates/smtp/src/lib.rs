@@ -23,7 +23,7 @@ mod session;
 mod stats;
 mod trace;
 
-pub use config::{AuthPolicy, ListenerConfig, ListenerKind};
+pub use config::{AuthPolicy, ListenerConfig, ListenerKind, PeerIdentity};
 pub use handler::{Envelope, SessionHandler, SessionInfo};
 pub use reply::Reply;
 pub use server::{next_session_id, serve};

@@ -92,7 +92,7 @@ fn refusal_reply(why: Refusal, hostname: &str) -> Reply {
 /// plaintext reply would be garbage there, and a handshake is the work the
 /// cap saves.
 async fn refuse(mut stream: TcpStream, why: Refusal, config: Arc<ListenerConfig>) {
-    if config.kind == ListenerKind::Smtps {
+    if matches!(config.kind, ListenerKind::Smtps | ListenerKind::Native) {
         return;
     }
     let mut wire = Vec::with_capacity(128);

@@ -40,6 +40,8 @@ pub(crate) enum SessionError {
     Tls(io::Error),
     #[error("implicit TLS port without a TLS certificate")]
     NoTlsConfig,
+    #[error("its certificate names no server of this domain")]
+    NotAServer,
 }
 
 /// Most memory reserved up front for a message, whatever SIZE= announced.
@@ -137,6 +139,7 @@ pub(crate) async fn run_with_config<S, P>(
         format_args!("SMTP Server: {} connected to {}", info.peer, info.local),
     );
     let peer = info.peer;
+    let kind = config.kind;
     let mut session = Session {
         handler,
         config,
@@ -156,6 +159,11 @@ pub(crate) async fn run_with_config<S, P>(
         ),
         Err(e @ SessionError::NoTlsConfig) => {
             tracing::error!(target: "smtp", "SMTP Server: session from {peer} refused: {e}");
+        }
+        // A server of the domain that cannot prove it is one puts nothing
+        // in the mail box; the administrator hears of it with its address.
+        Err(e @ (SessionError::Tls(_) | SessionError::NotAServer)) if kind == ListenerKind::Native => {
+            tracing::warn!(target: "smtp", "NRPC: connection from {peer} refused: {e}");
         }
         Err(e) => trace.debug(
             CONNECTIONS,
@@ -201,6 +209,26 @@ impl Session {
         let plain = match self.config.kind {
             ListenerKind::Smtps => {
                 let tls = self.start_tls(stream, active).await?;
+                self.converse(tls, true).await?;
+                return Ok(());
+            }
+            ListenerKind::Native => {
+                let tls = self.start_tls(stream, active).await?;
+                let certs = tls.get_ref().1.peer_certificates().unwrap_or_default();
+                let identity = self.config.peer_identity.and_then(|read| read(certs));
+                let Some(identity) = identity else {
+                    let mut conn = Conn::new(tls, self.timeouts(), Arc::clone(&self.stats), self.trace);
+                    conn.queue(&Reply::new(
+                        530,
+                        (5, 7, 0),
+                        "Authentication required: not a server of this domain",
+                    ));
+                    conn.close().await;
+                    return Err(SessionError::NotAServer);
+                };
+                self.trace
+                    .debug(DETAILS, format_args!("native peer is {identity}"));
+                self.info.authenticated = Some(identity);
                 self.converse(tls, true).await?;
                 return Ok(());
             }
@@ -439,7 +467,9 @@ impl Session {
     /// AUTH is advertised and accepted only when enabled and passwords
     /// would not cross the network in the clear.
     fn auth_offered(&self) -> bool {
-        self.config.effective_auth() != AuthPolicy::Off && self.info.plaintext_auth_allowed()
+        self.config.kind != ListenerKind::Native
+            && self.config.effective_auth() != AuthPolicy::Off
+            && self.info.plaintext_auth_allowed()
     }
 
     async fn mail<T>(
@@ -501,6 +531,7 @@ impl Session {
                 recipients: Vec::new(),
                 body_8bit: from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0,
                 size_hint: (size > 0).then_some(size),
+                received_len: 0,
             },
             smtputf8,
         };
@@ -640,6 +671,10 @@ impl Session {
             .message_id
             .map(|id| format!("<{id}>"))
             .unwrap_or_default();
+        let env = Envelope {
+            received_len: header_len,
+            ..env
+        };
         match self.handler.data(&self.info, env, message).await {
             Ok(queue_id) => {
                 self.stats.message_accepted();

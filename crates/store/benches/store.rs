@@ -44,6 +44,7 @@ fn incoming(n: u64) -> (Incoming, String) {
         origin: "smtp 127.0.0.1 helo=bench".to_owned(),
         message_id: Some(format!("{n}@bench.acme.com")),
         subject: Some(format!("bench {n}")),
+        ..Incoming::default()
     };
     (msg, address)
 }

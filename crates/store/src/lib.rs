@@ -78,10 +78,10 @@ use tokio::sync::broadcast;
 
 pub use error::StoreError;
 pub use types::{
-    ChangeKind, Delivery, EntryMeta, EventQuery, FlagOp, Flags, FolderInfo, Incoming,
+    ChangeKind, Delivery, EntryMeta, EventQuery, FlagOp, Flags, FolderInfo, Hop, Incoming,
     MailBoxCounts, MailEntry, MailFileChange, MessageId, MessageKind, MessageState, MessageSummary,
     QueueSummary, QueuedMessage, QueuedRecipient, RecipientStatus, RecipientUpdate, RoutingEvent,
-    SettleOutcome, Settlement, SpecialUse,
+    Priority, SettleOutcome, Settlement, SpecialUse, TransferOrigin,
 };
 
 use mailfile::PreparedDelivery;
@@ -205,6 +205,30 @@ impl Store {
         fields: ::headers::Fields,
     ) -> Result<QueuedMessage, StoreError> {
         self.insert(mailbox::NewMessage::with_fields(msg, fields))
+            .await
+    }
+
+    /// Puts a message handed over by another server of the domain in the
+    /// mail box, durable when this returns `Ok`, as [`Store::accept_with_fields`]
+    /// does. Each recipient is remembered by (`origin`, address) in the same
+    /// transaction, and a recipient remembered already is not stored again:
+    /// a resend after a crash on either side delivers nothing twice.
+    /// `Ok(None)` when every recipient had been handed over before.
+    pub async fn accept_transfer(
+        &self,
+        msg: Incoming,
+        fields: ::headers::Fields,
+        origin: TransferOrigin,
+    ) -> Result<Option<QueuedMessage>, StoreError> {
+        let msg = mailbox::NewMessage::with_fields(msg, fields);
+        self.write(move |tx| mailbox::insert_transfer(tx.conn, msg, &origin))
+            .await
+    }
+
+    /// Forgets handed-over recipient rows older than a week (see
+    /// [`Store::accept_transfer`]); returns how many went.
+    pub async fn prune_transfers_in(&self, now: i64) -> Result<usize, StoreError> {
+        self.write(move |tx| mailbox::prune_transfers_in(tx.conn, now))
             .await
     }
 

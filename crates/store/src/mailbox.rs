@@ -13,8 +13,9 @@ use crate::error::{Res, StoreError};
 use crate::events;
 use crate::mailfile::{self, PreparedDelivery};
 use crate::types::{
-    Incoming, MailBoxCounts, MessageId, MessageKind, MessageState, MessageSummary, QueueSummary,
-    QueuedMessage, QueuedRecipient, RecipientStatus, RecipientUpdate, SettleOutcome, Settlement,
+    Hop, Incoming, MailBoxCounts, MessageId, MessageKind, MessageState, MessageSummary, Priority,
+    QueueSummary, QueuedMessage, QueuedRecipient, RecipientStatus, RecipientUpdate, SettleOutcome,
+    Settlement, TransferOrigin,
 };
 
 pub(crate) fn len_i64(n: usize) -> i64 {
@@ -67,6 +68,67 @@ impl From<Incoming> for NewMessage {
     }
 }
 
+/// The route column's text: '' for none, else JSON.
+fn encode_route(route: &[Hop]) -> String {
+    if route.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string(route).unwrap_or_default()
+    }
+}
+
+fn decode_route(text: &str) -> Vec<Hop> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_str(text).unwrap_or_default()
+    }
+}
+
+/// How long a handed-over recipient row is remembered (a resend after
+/// longer than this is a new message).
+pub(crate) const TRANSFERS_IN_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Inserts a message handed over by another server of the domain: only the
+/// recipients not handed over before (by `origin`, its message id and the
+/// address) become rows, and they are remembered in the same transaction.
+/// `None` when every recipient was handed over before: nothing is stored.
+pub(crate) fn insert_transfer(
+    conn: &Connection,
+    msg: NewMessage,
+    origin: &TransferOrigin,
+) -> Res<Option<QueuedMessage>> {
+    let NewMessage { mut msg, body } = msg;
+    let mut remember = conn.prepare_cached(
+        "INSERT OR IGNORE INTO transfers_in (origin, message, rcpt, at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let origin_key = origin.server.to_lowercase();
+    let mut fresh = Vec::with_capacity(msg.recipients.len());
+    for address in std::mem::take(&mut msg.recipients) {
+        let added = remember.execute(params![
+            origin_key,
+            origin.message,
+            addr_key(&address),
+            msg.received_at
+        ])?;
+        if added > 0 {
+            fresh.push(address);
+        }
+    }
+    if fresh.is_empty() {
+        return Ok(None);
+    }
+    msg.recipients = fresh;
+    insert(conn, NewMessage { msg, body }).map(Some)
+}
+
+/// Forgets handed-over rows older than [`TRANSFERS_IN_KEPT_MS`].
+pub(crate) fn prune_transfers_in(conn: &Connection, now: i64) -> Res<usize> {
+    Ok(conn
+        .prepare_cached("DELETE FROM transfers_in WHERE at < ?1")?
+        .execute([now - TRANSFERS_IN_KEPT_MS])?)
+}
+
 /// Inserts a message, its body and its recipients (each address once, in order).
 pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<QueuedMessage> {
     let NewMessage { msg, body } = msg.into();
@@ -84,8 +146,8 @@ pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<Queue
     }
     let body_id = bodies::insert(conn, &body)?;
     conn.prepare_cached(
-        "INSERT INTO messages (state, sender, received_at, kind, hop_count, origin, message_id, subject, size, body)
-         VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages (state, sender, received_at, kind, hop_count, origin, message_id, subject, size, body, route, priority)
+         VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         msg.from,
@@ -97,6 +159,8 @@ pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<Queue
         msg.subject,
         body.size(),
         body_id,
+        encode_route(&msg.route),
+        msg.priority.code(),
     ])?;
     let id = conn.last_insert_rowid();
     let mut add = conn.prepare_cached(
@@ -126,6 +190,8 @@ pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<Queue
         state: MessageState::Pending,
         message_id: msg.message_id,
         subject: msg.subject,
+        route: msg.route,
+        priority: msg.priority,
         recipients: queued,
     })
 }
@@ -441,7 +507,7 @@ pub(crate) fn delete(conn: &Connection, id: MessageId) -> Res<bool> {
 // ---- reads ----
 
 const MESSAGE_COLUMNS: &str =
-    "id, sender, size, received_at, kind, hop_count, state, message_id, subject";
+    "id, sender, size, received_at, kind, hop_count, state, message_id, subject, route, priority";
 
 /// A message row of `MESSAGE_COLUMNS`, recipients still to load.
 fn message_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
@@ -455,6 +521,8 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
         state: code_column(row, 6, MessageState::from_code)?,
         message_id: row.get(7)?,
         subject: row.get(8)?,
+        route: decode_route(&row.get::<_, String>(9)?),
+        priority: code_column(row, 10, Priority::from_code)?,
         recipients: Vec::new(),
     })
 }

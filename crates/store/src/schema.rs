@@ -172,6 +172,27 @@ ALTER TABLE recipients ADD COLUMN parent TEXT;
 ALTER TABLE recipients ADD COLUMN via TEXT;
 "#,
     ),
+    Migration::Sql(
+        r#"
+-- Servers of one domain: the servers a message passed before this one
+-- (RouteServers / RouteTimes, JSON; '' for none) and its priority
+-- (0 low, 1 normal, 2 high).
+ALTER TABLE messages ADD COLUMN route TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+
+-- Recipient rows handed over by another server of the domain (its name,
+-- its mail box id, the address key), recorded in the transaction that
+-- accepts them: a resend after a crash on either side is recognised and
+-- not delivered twice. Pruned after a week.
+CREATE TABLE transfers_in (
+    origin  TEXT NOT NULL,
+    message INTEGER NOT NULL,
+    rcpt    TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (origin, message, rcpt)
+) WITHOUT ROWID;
+"#,
+    ),
 ];
 
 fn open_error(path: &Path, reason: impl ToString) -> StoreError {

@@ -38,9 +38,76 @@ impl MessageKind {
     }
 }
 
-/// A message handed to the mail box (by SMTP, by the router for reports and
-/// forwarded copies).
+/// One server a message passed before it reached this one, and when it
+/// left it: Domino's `RouteServers` / `RouteTimes`, one entry a hop.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    pub server: String,
+    pub time: i64,
+}
+
+/// A message's priority (Domino's `DeliveryPriority`): low-priority mail may
+/// wait for the low-priority window; high priority never waits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Priority::Low => 0,
+            Priority::Normal => 1,
+            Priority::High => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(Priority::Low),
+            1 => Some(Priority::Normal),
+            2 => Some(Priority::High),
+            _ => None,
+        }
+    }
+
+    /// The word used on the wire and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+
+    /// The inverse of [`Priority::as_str`].
+    pub fn parse(word: &str) -> Option<Priority> {
+        match word.trim().to_ascii_lowercase().as_str() {
+            "low" => Some(Priority::Low),
+            "normal" => Some(Priority::Normal),
+            "high" => Some(Priority::High),
+            _ => None,
+        }
+    }
+}
+
+/// Where a message handed over by the native protocol came from: the
+/// sending server and its mail box id. With each recipient's address it
+/// names one recipient row of the sender, so that a resend after a crash
+/// is recognised and not delivered twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferOrigin {
+    pub server: String,
+    pub message: MessageId,
+}
+
+/// A message handed to the mail box (by SMTP, by the native protocol, by
+/// the router for reports and forwarded copies).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Incoming {
     /// Reverse path; `""` is the null reverse path `<>`.
     pub from: String,
@@ -54,6 +121,9 @@ pub struct Incoming {
     /// Message-ID header without `<>`, if known.
     pub message_id: Option<String>,
     pub subject: Option<String>,
+    /// The servers it passed before this one (empty for mail from outside the domain).
+    pub route: Vec<Hop>,
+    pub priority: Priority,
 }
 
 /// Pending, Held or Dead (SPEC §5).
@@ -178,6 +248,9 @@ pub struct QueuedMessage {
     pub state: MessageState,
     pub message_id: Option<String>,
     pub subject: Option<String>,
+    /// The servers it passed before this one.
+    pub route: Vec<Hop>,
+    pub priority: Priority,
     pub recipients: Vec<QueuedRecipient>,
 }
 

@@ -272,6 +272,7 @@ async fn a_report_accepted_with_a_settlement_has_its_own_body() {
         origin: format!("report about {}", msg.id),
         message_id: None,
         subject: Some("Delivery Failure Report".to_owned()),
+        ..Incoming::default()
     };
     let outcome = store
         .settle(vec![Settlement {

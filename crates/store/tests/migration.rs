@@ -246,6 +246,8 @@ fn queued_one() -> QueuedMessage {
         state: MessageState::Pending,
         message_id: Some("queued@acme.com".to_owned()),
         subject: Some("queued".to_owned()),
+        route: Vec::new(),
+        priority: store::Priority::Normal,
         recipients: vec![
             QueuedRecipient {
                 address: "jdoe@acme.com".to_owned(),

@@ -223,25 +223,7 @@ impl Session {
         debug: bool,
         tls: Option<&TlsClient>,
     ) -> Result<Self, SessionError> {
-        tracing::info!(
-            target: "transfer",
-            "SMTPClient: Attempting to Connect: Host {}, Port {}",
-            target.host,
-            target.addr.port()
-        );
-        let tcp = match timeout(timeouts.connect, TcpStream::connect(target.addr)).await {
-            Err(_) => return Err(SessionError::ConnectTimeout),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                return Err(SessionError::Connect("connection refused".to_owned()));
-            }
-            Ok(Err(e)) => return Err(SessionError::Connect(e.to_string())),
-            Ok(Ok(tcp)) => tcp,
-        };
-        // Commands are small and each waits for its reply: send them at once.
-        let _ = tcp.set_nodelay(true);
-        if debug {
-            tracing::info!(target: "transfer", "SMTPClient: Connection successful");
-        }
+        let tcp = connect(target, timeouts, debug).await?;
         let mut session = Self {
             stream: Stream::Plain(tcp),
             buf: Vec::new(),
@@ -251,17 +233,51 @@ impl Session {
             timeouts,
             debug,
         };
-        let greeting = session
-            .read_reply(Phase::Greeting, timeouts.greeting)
-            .await?;
-        if !greeting.is_positive() {
-            return Err(refused(Phase::Greeting, greeting));
-        }
-        session.hello(helo_name).await?;
+        session.greeted(helo_name).await?;
         match tls {
             Some(tls) if session.caps.starttls => session.start_tls(tls, helo_name).await,
             _ => Ok(session),
         }
+    }
+
+    /// The native protocol: connects, runs the TLS handshake at once (the
+    /// connector presents this server's ID and trusts only the domain's
+    /// certifier; `name` is the peer's expected name), then the greeting
+    /// and EHLO. A peer that is not the server expected fails the handshake.
+    pub(crate) async fn open_native(
+        target: &Target,
+        helo_name: &str,
+        timeouts: Timeouts,
+        debug: bool,
+        connector: &tokio_rustls::TlsConnector,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Result<Self, SessionError> {
+        let tcp = connect(target, timeouts, debug).await?;
+        let stream = match timeout(timeouts.command, connector.connect(name, tcp)).await {
+            Err(_) => return Err(SessionError::Tls(io::ErrorKind::TimedOut.into())),
+            Ok(Err(e)) => return Err(SessionError::Tls(e)),
+            Ok(Ok(stream)) => stream,
+        };
+        let mut session = Self {
+            stream: Stream::Tls(Box::new(stream)),
+            buf: Vec::new(),
+            caps: Capabilities::default(),
+            tls: TlsState::Verified,
+            target: target.clone(),
+            timeouts,
+            debug,
+        };
+        session.greeted(helo_name).await?;
+        Ok(session)
+    }
+
+    /// Reads the greeting and says EHLO.
+    async fn greeted(&mut self, helo_name: &str) -> Result<(), SessionError> {
+        let greeting = self.read_reply(Phase::Greeting, self.timeouts.greeting).await?;
+        if !greeting.is_positive() {
+            return Err(refused(Phase::Greeting, greeting));
+        }
+        self.hello(helo_name).await
     }
 
     pub(crate) fn target(&self) -> &Target {
@@ -650,6 +666,30 @@ impl Session {
 
 /// The error for a reply that should have been positive: a 4xx/5xx is the
 /// host refusing, anything else (1xx, 3xx) a protocol error.
+/// A TCP connection to `target`, commands sent at once (no Nagle delay).
+async fn connect(target: &Target, timeouts: Timeouts, debug: bool) -> Result<TcpStream, SessionError> {
+    tracing::info!(
+        target: "transfer",
+        "SMTPClient: Attempting to Connect: Host {}, Port {}",
+        target.host,
+        target.addr.port()
+    );
+    let tcp = match timeout(timeouts.connect, TcpStream::connect(target.addr)).await {
+        Err(_) => return Err(SessionError::ConnectTimeout),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            return Err(SessionError::Connect("connection refused".to_owned()));
+        }
+        Ok(Err(e)) => return Err(SessionError::Connect(e.to_string())),
+        Ok(Ok(tcp)) => tcp,
+    };
+    // Commands are small and each waits for its reply: send them at once.
+    let _ = tcp.set_nodelay(true);
+    if debug {
+        tracing::info!(target: "transfer", "SMTPClient: Connection successful");
+    }
+    Ok(tcp)
+}
+
 fn refused(phase: Phase, reply: Reply) -> SessionError {
     if reply.is_transient() || reply.is_permanent() {
         SessionError::Rejected { phase, reply }

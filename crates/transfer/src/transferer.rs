@@ -11,6 +11,7 @@ use crate::balance::Balancer;
 use crate::client::{Session, SessionError, Timeouts};
 use crate::config::{TlsMode, TransferConfig};
 use crate::error::{PlanError, TransferError};
+use crate::native::NativeTarget;
 use crate::outcome::{
     Attempt, Batch, Destination, RecipientResult, Target, TlsState, TransferReport,
 };
@@ -139,6 +140,77 @@ impl Transferer {
         run.all_failed(dest, batch)
     }
 
+    /// Hands one batch to the next server of the domain over the native
+    /// protocol (a cached connection first, else a new one). The batch's
+    /// data starts with its routing items line ([`crate::Items::line`]).
+    /// A connection that fails before the content went is a transient
+    /// failure of every recipient; after it went, an uncertain one (the
+    /// receiver recognises the resend by its items).
+    pub async fn send_native(&self, target: &NativeTarget, batch: &Batch) -> TransferReport {
+        if batch.recipients.is_empty() {
+            return TransferReport::default();
+        }
+        let inner = &self.inner;
+        let debug = inner.client_debug.load(Ordering::Relaxed);
+        let hop = Target {
+            host: target.server.clone(),
+            addr: target.addr,
+        };
+        let mut run = Run::default();
+        if let Some(mut session) = inner.pool.take(&hop) {
+            session.debug = debug;
+            match session.send(batch, true).await {
+                Ok(results) => {
+                    inner.pool.put(session);
+                    return run.delivered(batch, hop, results, TlsState::Verified);
+                }
+                Err(error) if error.is_uncertain() => {
+                    let failure = HostFailure { error, tls: TlsState::Verified };
+                    return run.uncertain_via(batch, hop, failure, "NRPC");
+                }
+                Err(error) => tracing::debug!(
+                    target: "transfer",
+                    "NRPC: cached connection to {} failed ({error}); retrying on a new one",
+                    target.server
+                ),
+            }
+        }
+        let timeouts = Timeouts::from(&inner.cfg);
+        let connector = tokio_rustls::TlsConnector::from(target.tls.clone());
+        let opened = Session::open_native(
+            &hop,
+            &inner.cfg.helo_name,
+            timeouts,
+            debug,
+            &connector,
+            target.name.clone(),
+        )
+        .await;
+        let mut session = match opened {
+            Ok(session) => session,
+            Err(error) => {
+                run.host_failed_via(hop, HostFailure { error, tls: TlsState::Plain }, "NRPC");
+                return run.all_transient(batch);
+            }
+        };
+        match session.send(batch, false).await {
+            Ok(results) => {
+                inner.pool.put(session);
+                run.delivered(batch, hop, results, TlsState::Verified)
+            }
+            Err(error) => {
+                tokio::spawn(session.quit());
+                let failure = HostFailure { error, tls: TlsState::Verified };
+                if failure.error.is_uncertain() {
+                    run.uncertain_via(batch, hop, failure, "NRPC")
+                } else {
+                    run.host_failed_via(hop, failure, "NRPC");
+                    run.all_transient(batch)
+                }
+            }
+        }
+    }
+
     /// The host list the router would try, in order, for `trace` (no SMTP
     /// sent; DNS is queried). Levels in configured order, before balancing.
     pub async fn plan(&self, dest: &Destination) -> Result<Vec<Vec<Target>>, PlanError> {
@@ -245,7 +317,7 @@ struct Run {
 impl Run {
     fn unresolved(&mut self, unresolved: Unresolved) {
         let reason = unresolved.reason();
-        log_failure(&unresolved.host, &unresolved.host, &reason);
+        log_failure(&unresolved.host, &unresolved.host, &reason, "SMTP");
         self.attempts.push(Attempt {
             host: unresolved.host.clone(),
             addr: None,
@@ -257,8 +329,17 @@ impl Run {
     }
 
     fn host_failed(&mut self, target: Target, failure: HostFailure) {
+        self.host_failed_via(target, failure, "SMTP");
+    }
+
+    fn host_failed_via(&mut self, target: Target, failure: HostFailure, via: &str) {
         let reason = failure.error.to_string();
-        log_failure(&target.host, &target.addr.ip().to_string(), &reason);
+        let addr = if via == "SMTP" {
+            target.addr.ip().to_string()
+        } else {
+            target.addr.to_string()
+        };
+        log_failure(&target.host, &addr, &reason, via);
         self.attempts.push(Attempt {
             host: target.host,
             addr: Some(target.addr),
@@ -307,12 +388,22 @@ impl Run {
 
     /// The content went to `target` and no final reply came: every
     /// recipient is a transient failure (a retry), no other host is tried.
-    fn uncertain(mut self, batch: &Batch, target: Target, failure: HostFailure) -> TransferReport {
+    fn uncertain(self, batch: &Batch, target: Target, failure: HostFailure) -> TransferReport {
+        self.uncertain_via(batch, target, failure, "SMTP")
+    }
+
+    fn uncertain_via(
+        mut self,
+        batch: &Batch,
+        target: Target,
+        failure: HostFailure,
+        via: &str,
+    ) -> TransferReport {
         let reason = format!(
             "{}; the message may have reached {}, so it is not sent to another host now",
             failure.error, target.host
         );
-        self.host_failed(target, failure);
+        self.host_failed_via(target, failure, via);
         self.last_error = Some(reason);
         self.all_transient(batch)
     }
@@ -388,10 +479,10 @@ fn settle_all(batch: &Batch, error: &PlanError, attempts: Vec<Attempt>) -> Trans
     }
 }
 
-fn log_failure(host: &str, addr: &str, reason: &str) {
+fn log_failure(host: &str, addr: &str, reason: &str, via: &str) {
     tracing::warn!(
         target: "transfer",
-        "Router: No messages transferred to {host} (host {addr}) via SMTP: {reason}"
+        "Router: No messages transferred to {host} (host {addr}) via {via}: {reason}"
     );
 }
 

@@ -1,6 +1,8 @@
 //! A real `mailhop` process on loopback ports, for end-to-end tests.
 #![allow(dead_code)]
 
+pub mod domain;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

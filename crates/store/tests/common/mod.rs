@@ -14,6 +14,7 @@ pub fn incoming(from: &str, recipients: &[&str], body: &str) -> Incoming {
         origin: "smtp 127.0.0.1 helo=test".to_owned(),
         message_id: Some("test@acme.com".to_owned()),
         subject: Some("Test".to_owned()),
+        ..Incoming::default()
     }
 }
 
