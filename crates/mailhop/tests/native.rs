@@ -74,7 +74,12 @@ fn send(domain: &Domain, port: &str, to: &[&str], subject: &str) {
 /// `RouteServers` and `Received:` headers, and no routing items line.
 fn one_hop_each_way(domain: &Domain, n: usize) {
     for i in 0..n {
-        send(domain, "a-smtp", &["jane.doe@acme.com"], &format!("to B {i}"));
+        send(
+            domain,
+            "a-smtp",
+            &["jane.doe@acme.com"],
+            &format!("to B {i}"),
+        );
     }
     send(domain, "b-smtp", &["john.smith@acme.com"], "to A");
 
@@ -97,15 +102,25 @@ fn one_hop_each_way(domain: &Domain, n: usize) {
     }
     assert_eq!(john.len(), 1);
     for m in &jane {
-        assert_eq!(m["route_servers"], serde_json::json!(["A/Acme", "B/Acme"]), "{m}");
+        assert_eq!(
+            m["route_servers"],
+            serde_json::json!(["A/Acme", "B/Acme"]),
+            "{m}"
+        );
         assert_eq!(m["route_times"].as_array().unwrap().len(), 2);
     }
-    assert_eq!(john[0]["route_servers"], serde_json::json!(["B/Acme", "A/Acme"]));
+    assert_eq!(
+        john[0]["route_servers"],
+        serde_json::json!(["B/Acme", "A/Acme"])
+    );
     let id = jane[0]["id"].as_u64().unwrap();
     let text = domain.mailfile_show("B/Acme", "mail/jdoe", id);
     assert!(text.contains("by a.acme.com"), "{text}");
     assert!(text.contains("by b.acme.com"), "{text}");
-    assert!(!text.to_ascii_lowercase().contains("x-mailhop-transfer"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("x-mailhop-transfer"),
+        "{text}"
+    );
     // Nothing is left in either mail box.
     for s in ["A/Acme", "B/Acme"] {
         common::wait_for(
@@ -142,7 +157,11 @@ fn mail_waits_for_a_server_that_is_down() {
     domain.start(&["A/Acme"], &["A/Acme"]);
     send(&domain, "a-smtp", &["jane.doe@acme.com"], "waits");
     common::wait_for(
-        || domain.console("A/Acme", "tell router show queues").contains("Retry"),
+        || {
+            domain
+                .console("A/Acme", "tell router show queues")
+                .contains("Retry")
+        },
         "a Retry queue",
     );
     let queues = domain.console("A/Acme", "tell router show queues");
@@ -176,7 +195,11 @@ fn a_peer_without_the_domains_certificate_is_refused() {
         .arg(&id)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let native = domain.addr("b-native");
     let script = r#"
 import smtplib, ssl, sys
@@ -196,7 +219,14 @@ except Exception as e:
 "#;
     let run = |cert: &str, key: &str| {
         let out = Command::new("python3")
-            .args(["-c", script, "127.0.0.1", &native.port().to_string(), cert, key])
+            .args([
+                "-c",
+                script,
+                "127.0.0.1",
+                &native.port().to_string(),
+                cert,
+                key,
+            ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -222,7 +252,13 @@ except Exception as e:
     assert_eq!(domain.stat("B/Acme", "Mail.TotalPending"), 0);
     assert!(domain.mailfile("B/Acme", "mail/jdoe").is_empty());
     common::wait_for(
-        || domain.log().matches("NRPC: connection from 127.0.0.1").count() >= 2,
+        || {
+            domain
+                .log()
+                .matches("NRPC: connection from 127.0.0.1")
+                .count()
+                >= 2
+        },
         "the refusals in the log",
     );
 }

@@ -222,7 +222,13 @@ impl Planner<'_> {
                             via: via.encode(),
                         },
                     ));
-                    add_handoff(&mut plan.handoffs, msg, queue, routing::Via::Smtp(via), addr);
+                    add_handoff(
+                        &mut plan.handoffs,
+                        msg,
+                        queue,
+                        routing::Via::Smtp(via),
+                        addr,
+                    );
                 }
                 Action::Route(Route::Fail(f)) => failures.push((addr, f)),
             }
@@ -361,7 +367,6 @@ fn add_handoff(
 }
 
 impl Plan {
-
     pub(crate) fn for_message(msg: &QueuedMessage) -> Plan {
         Plan {
             settlement: Settlement {

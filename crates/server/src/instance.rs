@@ -21,8 +21,12 @@ use crate::listener::{self, SmtpListenerKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Listener {
     Smtp(SmtpListenerKind),
-    Pop3 { implicit_tls: bool },
-    Imap { implicit_tls: bool },
+    Pop3 {
+        implicit_tls: bool,
+    },
+    Imap {
+        implicit_tls: bool,
+    },
     /// The native protocol between servers of the domain.
     Native,
 }

@@ -10,7 +10,9 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
-use smtp::{AuthPolicy, Envelope, ListenerConfig, ListenerKind, Reply, SessionHandler, SessionInfo};
+use smtp::{
+    AuthPolicy, Envelope, ListenerConfig, ListenerKind, Reply, SessionHandler, SessionInfo,
+};
 use store::{Hop, Incoming, MessageKind, Priority, TransferOrigin};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -121,11 +123,17 @@ impl SessionHandler for NativeHandler {
             .ok()
             .and_then(|n| snap.dir.server(&n).map(|_| ()));
         if known.is_none() {
-            warn!("NRPC: {name} at {} is not a server of this directory; refused", s.peer);
+            warn!(
+                "NRPC: {name} at {} is not a server of this directory; refused",
+                s.peer
+            );
             return Err(Reply::new(
                 550,
                 (5, 7, 1),
-                format!("Server {name} is not in the directory of domain {}", snap.dir.domain.name),
+                format!(
+                    "Server {name} is not in the directory of domain {}",
+                    snap.dir.domain.name
+                ),
             ));
         }
         inst.store.health().map_err(|why| {
@@ -143,7 +151,11 @@ impl SessionHandler for NativeHandler {
     /// The sender routed every recipient already: any well-formed address is taken.
     async fn rcpt_to(&self, _s: &SessionInfo, _env: &Envelope, rcpt: &str) -> Result<(), Reply> {
         routing::Address::parse(rcpt).map(|_| ()).map_err(|e| {
-            Reply::new(501, (5, 1, 3), format!("Bad recipient address syntax: {}", e.0))
+            Reply::new(
+                501,
+                (5, 1, 3),
+                format!("Bad recipient address syntax: {}", e.0),
+            )
         })
     }
 
@@ -151,12 +163,20 @@ impl SessionHandler for NativeHandler {
         None
     }
 
-    async fn data(&self, s: &SessionInfo, env: Envelope, mut message: Vec<u8>) -> Result<String, Reply> {
+    async fn data(
+        &self,
+        s: &SessionInfo,
+        env: Envelope,
+        mut message: Vec<u8>,
+    ) -> Result<String, Reply> {
         let inst = self.inst()?;
         let from_server = peer(s)?.to_owned();
         let start = env.received_len.min(message.len());
         let (items, len) = Items::read(&message[start..]).map_err(|e| {
-            warn!("NRPC: message from {from_server} at {} refused: {e}", s.peer);
+            warn!(
+                "NRPC: message from {from_server} at {} refused: {e}",
+                s.peer
+            );
             Reply::new(554, (5, 6, 0), format!("Transaction failed: {e}"))
         })?;
         // The items line goes; the message is stored as the sender had it,
@@ -209,7 +229,9 @@ impl SessionHandler for NativeHandler {
                             "Service not available, closing transmission channel: the mail store failed ({why})"
                         ),
                     ),
-                    Ok(()) => Reply::temporary_failure("Requested action aborted: local error in processing"),
+                    Ok(()) => Reply::temporary_failure(
+                        "Requested action aborted: local error in processing",
+                    ),
                 })
             }
         }

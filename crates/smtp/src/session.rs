@@ -162,7 +162,9 @@ pub(crate) async fn run_with_config<S, P>(
         }
         // A server of the domain that cannot prove it is one puts nothing
         // in the mail box; the administrator hears of it with its address.
-        Err(e @ (SessionError::Tls(_) | SessionError::NotAServer)) if kind == ListenerKind::Native => {
+        Err(e @ (SessionError::Tls(_) | SessionError::NotAServer))
+            if kind == ListenerKind::Native =>
+        {
             tracing::warn!(target: "smtp", "NRPC: connection from {peer} refused: {e}");
         }
         Err(e) => trace.debug(
@@ -217,7 +219,8 @@ impl Session {
                 let certs = tls.get_ref().1.peer_certificates().unwrap_or_default();
                 let identity = self.config.peer_identity.and_then(|read| read(certs));
                 let Some(identity) = identity else {
-                    let mut conn = Conn::new(tls, self.timeouts(), Arc::clone(&self.stats), self.trace);
+                    let mut conn =
+                        Conn::new(tls, self.timeouts(), Arc::clone(&self.stats), self.trace);
                     conn.queue(&Reply::new(
                         530,
                         (5, 7, 0),

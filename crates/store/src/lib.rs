@@ -80,8 +80,8 @@ pub use error::StoreError;
 pub use types::{
     ChangeKind, Delivery, EntryMeta, EventQuery, FlagOp, Flags, FolderInfo, Hop, Incoming,
     MailBoxCounts, MailEntry, MailFileChange, MessageId, MessageKind, MessageState, MessageSummary,
-    QueueSummary, QueuedMessage, QueuedRecipient, RecipientStatus, RecipientUpdate, RoutingEvent,
-    Priority, SettleOutcome, Settlement, SpecialUse, TransferOrigin,
+    Priority, QueueSummary, QueuedMessage, QueuedRecipient, RecipientStatus, RecipientUpdate,
+    RoutingEvent, SettleOutcome, Settlement, SpecialUse, TransferOrigin,
 };
 
 use mailfile::PreparedDelivery;

@@ -96,7 +96,10 @@ async fn remembered_rows_are_forgotten_after_a_week() {
     assert_eq!(store.prune_transfers_in(at + 1000).await.expect("prune"), 0);
     let week = 7 * 24 * 3600 * 1000;
     assert_eq!(
-        store.prune_transfers_in(at + week + 1).await.expect("prune"),
+        store
+            .prune_transfers_in(at + week + 1)
+            .await
+            .expect("prune"),
         1
     );
     // Forgotten: the same hand-over now is a new message.

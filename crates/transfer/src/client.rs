@@ -273,7 +273,9 @@ impl Session {
 
     /// Reads the greeting and says EHLO.
     async fn greeted(&mut self, helo_name: &str) -> Result<(), SessionError> {
-        let greeting = self.read_reply(Phase::Greeting, self.timeouts.greeting).await?;
+        let greeting = self
+            .read_reply(Phase::Greeting, self.timeouts.greeting)
+            .await?;
         if !greeting.is_positive() {
             return Err(refused(Phase::Greeting, greeting));
         }
@@ -667,7 +669,11 @@ impl Session {
 /// The error for a reply that should have been positive: a 4xx/5xx is the
 /// host refusing, anything else (1xx, 3xx) a protocol error.
 /// A TCP connection to `target`, commands sent at once (no Nagle delay).
-async fn connect(target: &Target, timeouts: Timeouts, debug: bool) -> Result<TcpStream, SessionError> {
+async fn connect(
+    target: &Target,
+    timeouts: Timeouts,
+    debug: bool,
+) -> Result<TcpStream, SessionError> {
     tracing::info!(
         target: "transfer",
         "SMTPClient: Attempting to Connect: Host {}, Port {}",

@@ -104,13 +104,17 @@ impl Items {
             if part.is_empty() {
                 continue;
             }
-            let (key, val) = part.split_once('=').ok_or_else(|| bad("an item without '='"))?;
+            let (key, val) = part
+                .split_once('=')
+                .ok_or_else(|| bad("an item without '='"))?;
             match key.trim().to_ascii_lowercase().as_str() {
                 "v" if val.trim() == "1" => {}
                 "v" => return Err(bad("an unknown version")),
                 "id" => message = Some(val.trim().parse().map_err(|_| bad("a bad id"))?),
                 "hops" => hops = Some(val.trim().parse().map_err(|_| bad("a bad hop count"))?),
-                "priority" => priority = Some(unescape(val.trim()).ok_or_else(|| bad("a bad priority"))?),
+                "priority" => {
+                    priority = Some(unescape(val.trim()).ok_or_else(|| bad("a bad priority"))?)
+                }
                 "route" => route = Some(read_route(val.trim()).ok_or_else(|| bad("a bad route"))?),
                 // Items of a later version that this one does not use.
                 _ => {}
@@ -211,7 +215,11 @@ mod tests {
             b"X-Mailhop-Transfer: id=1; hops=1",
             b"",
         ] {
-            assert!(Items::read(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                Items::read(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -165,7 +165,10 @@ impl Transferer {
                     return run.delivered(batch, hop, results, TlsState::Verified);
                 }
                 Err(error) if error.is_uncertain() => {
-                    let failure = HostFailure { error, tls: TlsState::Verified };
+                    let failure = HostFailure {
+                        error,
+                        tls: TlsState::Verified,
+                    };
                     return run.uncertain_via(batch, hop, failure, "NRPC");
                 }
                 Err(error) => tracing::debug!(
@@ -189,7 +192,14 @@ impl Transferer {
         let mut session = match opened {
             Ok(session) => session,
             Err(error) => {
-                run.host_failed_via(hop, HostFailure { error, tls: TlsState::Plain }, "NRPC");
+                run.host_failed_via(
+                    hop,
+                    HostFailure {
+                        error,
+                        tls: TlsState::Plain,
+                    },
+                    "NRPC",
+                );
                 return run.all_transient(batch);
             }
         };
@@ -200,7 +210,10 @@ impl Transferer {
             }
             Err(error) => {
                 tokio::spawn(session.quit());
-                let failure = HostFailure { error, tls: TlsState::Verified };
+                let failure = HostFailure {
+                    error,
+                    tls: TlsState::Verified,
+                };
                 if failure.error.is_uncertain() {
                     run.uncertain_via(batch, hop, failure, "NRPC")
                 } else {
