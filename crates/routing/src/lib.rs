@@ -10,12 +10,14 @@ mod address;
 mod policy;
 mod postmaster;
 mod resolve;
+mod tables;
 mod via;
 
 pub use address::{Address, BadAddress};
 pub use policy::{list_verdict, outbound_refusal};
 pub use postmaster::{POSTMASTER_MAIL_FILE, is_postmaster, postmaster_target};
-pub use via::Via;
 pub use resolve::{
     Action, Context, Failure, Route, SmtpVia, Step, resolve, resolve_all, route_to_server,
 };
+pub use tables::{CostRaises, Edge, EdgeKind, Hop, PathChoice, RESET_MS, RoutingTable};
+pub use via::Via;

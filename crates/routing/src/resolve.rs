@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use directory::{Config, Directory, EntryRef, RelayHosts, ServerDoc};
 
 use crate::address::Address;
+use crate::tables::{CostRaises, RoutingTable};
 
 /// What the routing decision is made against: one consistent snapshot.
 #[derive(Clone, Copy)]
@@ -476,69 +477,11 @@ fn no_route_to_domain(domain: &str, server: &ServerDoc) -> Route {
     ))
 }
 
-/// The first server on the least-cost path from `from` to `to` (SPEC §3 step 6):
-/// servers sharing a Notes named network are joined at cost 1; enabled native
-/// connections add their cost. Ties: fewer hops, then name order.
+/// The first server on the least-cost path from `from` to `to` (SPEC §3 step 6),
+/// from the domain's routing table with no raised costs (see [`crate::tables`]).
+/// `from == to` is `to` itself.
 pub(crate) fn next_hop(dir: &Directory, from: &ServerDoc, to: &ServerDoc) -> Option<String> {
-    let n = dir.servers.len();
-    let idx = |s: &ServerDoc| dir.servers.iter().position(|x| x.name == s.name);
-    let (src, dst) = (idx(from)?, idx(to)?);
-    if src == dst {
-        return Some(to.name.to_string());
-    }
-    let shares_network = |a: &ServerDoc, b: &ServerDoc| {
-        a.networks
-            .iter()
-            .any(|na| b.networks.iter().any(|nb| na.eq_ignore_ascii_case(nb)))
-    };
-    let mut edges: Vec<Vec<(usize, u64)>> = dir
-        .servers
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            (dir.servers.iter().enumerate())
-                .filter(|(j, b)| *j != i && shares_network(a, b))
-                .map(|(j, _)| (j, 1))
-                .collect()
-        })
-        .collect();
-    for c in &dir.connections {
-        if c.kind != directory::ConnectionType::Native || !c.enabled {
-            continue;
-        }
-        let a = dir.servers.iter().position(|s| s.name == c.source);
-        let b = dir.servers.iter().position(|s| s.name == c.destination);
-        if let (Some(a), Some(b)) = (a, b) {
-            edges[a].push((b, u64::from(c.cost.max(1))));
-        }
-    }
-    // Dijkstra over (cost, hops, first-hop name) — small graphs, simple scan.
-    type Best = Option<(u64, usize, String)>;
-    let mut best: Vec<Best> = vec![None; n];
-    let mut done = vec![false; n];
-    best[src] = Some((0, 0, String::new()));
-    loop {
-        let cur = (0..n)
-            .filter(|&i| !done[i] && best[i].is_some())
-            .min_by(|&a, &b| best[a].cmp(&best[b]))?;
-        if cur == dst {
-            return best[dst].as_ref().map(|b| b.2.clone());
-        }
-        done[cur] = true;
-        let (cost, hops, first) = best[cur].clone()?;
-        for &(next, w) in &edges[cur] {
-            if done[next] {
-                continue;
-            }
-            let first = if cur == src {
-                dir.servers[next].name.to_string()
-            } else {
-                first.clone()
-            };
-            let cand = (cost + w, hops + 1, first);
-            if best[next].as_ref().is_none_or(|b| cand < *b) {
-                best[next] = Some(cand);
-            }
-        }
-    }
+    let table = RoutingTable::build(dir);
+    let path = table.least_cost(&from.name, &to.name, &CostRaises::default(), 0)?;
+    Some(path.next_hop().unwrap_or(&path.to).to_string())
 }
