@@ -134,7 +134,7 @@ fn one_hop_each_way(domain: &Domain, n: usize) {
 
 #[test]
 fn servers_in_one_process_transfer_natively() {
-    let mut domain = Domain::new(PAIR);
+    let domain = Domain::new(PAIR);
     domain.start(&[], &["A/Acme", "B/Acme"]);
     one_hop_each_way(&domain, 20);
     let queues = domain.console("A/Acme", "tell router show queues");
@@ -143,7 +143,7 @@ fn servers_in_one_process_transfer_natively() {
 
 #[test]
 fn servers_in_two_processes_transfer_natively() {
-    let mut domain = Domain::new(PAIR);
+    let domain = Domain::new(PAIR);
     domain.start(&["A/Acme"], &["A/Acme"]);
     domain.start(&["B/Acme"], &["B/Acme"]);
     one_hop_each_way(&domain, 5);
@@ -153,7 +153,7 @@ fn servers_in_two_processes_transfer_natively() {
 /// error); once B is up, `route B/Acme` sends it, once.
 #[test]
 fn mail_waits_for_a_server_that_is_down() {
-    let mut domain = Domain::new(PAIR);
+    let domain = Domain::new(PAIR);
     domain.start(&["A/Acme"], &["A/Acme"]);
     send(&domain, "a-smtp", &["jane.doe@acme.com"], "waits");
     common::wait_for(
@@ -183,7 +183,7 @@ fn mail_waits_for_a_server_that_is_down() {
 /// certificate, a certificate of another domain's certifier, or plain text.
 #[test]
 fn a_peer_without_the_domains_certificate_is_refused() {
-    let mut domain = Domain::new(PAIR);
+    let domain = Domain::new(PAIR);
     domain.start(&["B/Acme"], &["B/Acme"]);
     // Another domain's server ID, from its own certifier.
     let other = Domain::new(&PAIR.replace("name = \"Acme\"", "name = \"Evil\""));
@@ -261,4 +261,100 @@ except Exception as e:
         },
         "the refusals in the log",
     );
+}
+
+/// Sends `n` messages to Jane by SMTP to A, one connection, each its own
+/// subject `crash {i}`.
+fn send_many(domain: &Domain, n: usize) {
+    let mut c = RawSmtp::connect(domain.addr("a-smtp"));
+    c.cmd("EHLO client.test");
+    for i in 0..n {
+        let subject = format!("crash {i}");
+        let r = c.mail(
+            "sender@example.org",
+            &["jane.doe@acme.com"],
+            &message("sender@example.org", "jane.doe@acme.com", &subject),
+        );
+        assert!(r.starts_with("250"), "{r}");
+    }
+    c.cmd("QUIT");
+}
+
+/// Every `crash {i}` is in Jane's mail file exactly once.
+fn assert_each_once(domain: &Domain, n: usize) {
+    let jane = domain.mailfile("B/Acme", "mail/jdoe");
+    let mut copies = vec![0usize; n];
+    for m in &jane {
+        let subject = m["subject"].as_str().unwrap_or_default();
+        let i: usize = subject.strip_prefix("crash ").unwrap().parse().unwrap();
+        copies[i] += 1;
+    }
+    let wrong: Vec<(usize, usize)> = copies
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c != 1)
+        .map(|(i, c)| (i, *c))
+        .collect();
+    assert!(wrong.is_empty(), "(message, copies) not once: {wrong:?}");
+    assert_eq!(jane.len(), n);
+}
+
+/// Waits until Jane holds `n` messages, telling A to route to B now and
+/// then (a failed hop waits for its retry time otherwise).
+fn drain_to_b(domain: &Domain, n: usize) {
+    common::wait_for(
+        || {
+            let _ = domain.try_console("A/Acme", "route B/Acme");
+            domain.mailfile("B/Acme", "mail/jdoe").len() >= n
+                && domain.stat("A/Acme", "Mail.TotalPending") == 0
+        },
+        "every message on B and A's mail box empty",
+    );
+}
+
+/// SIGKILL the receiver in the middle of a stream of transfers, then
+/// start it again: nothing is lost and nothing is delivered twice.
+#[test]
+fn a_receiver_killed_mid_transfer_loses_and_doubles_nothing() {
+    const N: usize = 600;
+    let domain = Domain::new(PAIR);
+    domain.start(&["A/Acme"], &["A/Acme"]);
+    domain.start(&["B/Acme"], &["B/Acme"]);
+    std::thread::scope(|s| {
+        s.spawn(|| send_many(&domain, N));
+        common::wait_for(
+            || domain.mailfile("B/Acme", "mail/jdoe").len() >= N / 10,
+            "some mail on B",
+        );
+        domain.kill("B/Acme");
+        let at_kill = domain.mailfile("B/Acme", "mail/jdoe").len();
+        assert!(at_kill < N, "the kill came after the last transfer");
+        domain.start(&["B/Acme"], &["B/Acme"]);
+    });
+    drain_to_b(&domain, N);
+    assert_each_once(&domain, N);
+}
+
+/// SIGKILL the sender while it transfers: a transfer whose settlement it
+/// did not record is sent again after the restart, and the receiver
+/// recognises it.
+#[test]
+fn a_sender_killed_mid_transfer_loses_and_doubles_nothing() {
+    const N: usize = 600;
+    let domain = Domain::new(PAIR);
+    // B is down while the mail arrives on A: it all waits in A's queue.
+    domain.start(&["A/Acme"], &["A/Acme"]);
+    send_many(&domain, N);
+    domain.start(&["B/Acme"], &["B/Acme"]);
+    domain.console("A/Acme", "route B/Acme");
+    common::wait_for(
+        || domain.mailfile("B/Acme", "mail/jdoe").len() >= N / 10,
+        "some mail on B",
+    );
+    domain.kill("A/Acme");
+    let at_kill = domain.mailfile("B/Acme", "mail/jdoe").len();
+    assert!(at_kill < N, "the kill came after the last transfer");
+    domain.start(&["A/Acme"], &["A/Acme"]);
+    drain_to_b(&domain, N);
+    assert_each_once(&domain, N);
 }

@@ -50,6 +50,7 @@ pub(crate) fn target(
 /// appended to `RouteServers` at `now`, the hop count one more), then the
 /// message as stored here.
 pub(crate) fn batch(
+    shared: &RouterShared,
     snap: &Snapshot,
     msg: &QueuedMessage,
     recipients: Vec<String>,
@@ -63,6 +64,7 @@ pub(crate) fn batch(
         .collect();
     route.push((snap.server.name.to_string(), now));
     let items = Items {
+        store: shared.store.id(),
         message: msg.id,
         hops: msg.hop_count.saturating_add(1),
         priority: msg.priority.as_str().to_owned(),

@@ -605,7 +605,7 @@ impl Router {
                     if self.shared().verbosity.shows(30) {
                         info!(target: "router", "Router: Transferring mail to server {next} ({}) via NRPC", target.addr);
                     }
-                    let batch = crate::native::batch(&snap, &msg, rcpts.clone(), data, now_ms());
+                    let batch = crate::native::batch(self.shared(), &snap, &msg, rcpts.clone(), data, now_ms());
                     transferer.send_native(&target, &batch).await
                 }
                 Err(reason) => crate::native::not_sent(&rcpts, reason),

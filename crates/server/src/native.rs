@@ -201,7 +201,7 @@ impl SessionHandler for NativeHandler {
             data: message,
         };
         let origin = TransferOrigin {
-            server: from_server.clone(),
+            server: format!("{from_server}#{}", items.store),
             message: items.message,
         };
         match inst.store.accept_transfer(incoming, fields, origin).await {

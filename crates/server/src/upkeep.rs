@@ -1,6 +1,7 @@
 //! Housekeeping of one server's store: every mail file of the directory
-//! exists from the start, and the routing event log is pruned to
-//! `event_retention`.
+//! exists from the start, the routing event log is pruned to
+//! `event_retention`, and the recipients handed over by other servers are
+//! forgotten after a week.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -94,6 +95,13 @@ pub(crate) fn start_event_pruning(inst: &Arc<Instance>) {
                     "Router: deleted {n} routing events older than {}",
                     directory::format_duration(retention)
                 );
+            }
+            // Recipient rows handed over by other servers are remembered a week.
+            if let Err(e) = store
+                .prune_transfers_in(chrono::Utc::now().timestamp_millis())
+                .await
+            {
+                warn!("Router: handed-over recipients not pruned: {e}");
             }
             drop(store);
             let period = retention.clamp(Duration::from_secs(1), PRUNE_EVERY);

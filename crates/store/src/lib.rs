@@ -110,6 +110,8 @@ struct Inner {
     /// The database file: what identifies this store (e.g. for POP3 maildrop locks).
     path: std::path::PathBuf,
     listings: mailfile::ListingCache,
+    /// This store's identity, made once when it was created.
+    id: i64,
 }
 
 impl Store {
@@ -121,6 +123,10 @@ impl Store {
         let lock = lock::acquire(dir)?;
         let conn = schema::open_writer(dir)?;
         let path = schema::db_path(dir);
+        let id = schema::store_id(&conn).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: format!("no store id: {e}"),
+        })?;
         let reader = schema::open_reader(&path)?;
         let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
         let health = Arc::new(health::Health::from_env());
@@ -134,6 +140,7 @@ impl Store {
                 changes,
                 path,
                 listings: mailfile::ListingCache::default(),
+                id,
             }),
         })
     }
@@ -144,6 +151,10 @@ impl Store {
         let path = schema::db_path(dir);
         let reader = schema::open_reader(&path)?;
         schema::check_version(&reader, &path)?;
+        let id = schema::store_id(&reader).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: format!("no store id: {e}"),
+        })?;
         let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
         Ok(Store {
             inner: Arc::new(Inner {
@@ -154,8 +165,16 @@ impl Store {
                 changes,
                 path,
                 listings: mailfile::ListingCache::default(),
+                id,
             }),
         })
+    }
+
+    /// This store's identity: random, made once when the store was created,
+    /// never the same for two stores. Sent with a message handed to another
+    /// server, so that a store made anew is never taken for a resend.
+    pub fn id(&self) -> i64 {
+        self.inner.id
     }
 
     /// `Err(reason)` while the store's writer cannot be trusted: it stopped

@@ -191,6 +191,11 @@ CREATE TABLE transfers_in (
     at      INTEGER NOT NULL,
     PRIMARY KEY (origin, message, rcpt)
 ) WITHOUT ROWID;
+
+-- This store's identity, random, made once: with the server's name it
+-- names where a handed-over message came from, so a server whose store
+-- was made anew (ids starting again from 1) is never taken for a resend.
+INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', abs(random() % 9007199254740991));
 "#,
     ),
 ];
@@ -220,6 +225,13 @@ pub(crate) fn open_read_write(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
     configure(&conn, true).map_err(|e| open_error(path, e))?;
     Ok(conn)
+}
+
+/// The store's identity (see the `store_id` of `meta`).
+pub(crate) fn store_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+        r.get(0)
+    })
 }
 
 /// Opens a read-only connection to an existing store and checks its schema.

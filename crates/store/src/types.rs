@@ -101,6 +101,8 @@ impl Priority {
 /// is recognised and not delivered twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferOrigin {
+    /// The sending server and its store's identity (`Mail/Acme#8123...`):
+    /// a store made anew, whose ids start again, is another origin.
     pub server: String,
     pub message: MessageId,
 }

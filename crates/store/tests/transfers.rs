@@ -122,3 +122,18 @@ async fn mail_from_outside_has_no_route_and_normal_priority() {
     let read = store.pending().expect("pending");
     assert!(read[0].route.is_empty());
 }
+
+#[tokio::test]
+async fn every_store_has_its_own_identity_kept_across_restarts() {
+    let (dir, store) = open();
+    let id = store.id();
+    drop(store);
+    let again = Store::open(dir.path()).expect("reopen");
+    assert_eq!(again.id(), id);
+    let (_other_dir, other) = open();
+    assert_ne!(other.id(), id);
+    assert_eq!(
+        Store::open_read_only(dir.path()).expect("read only").id(),
+        id
+    );
+}

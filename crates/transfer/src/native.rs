@@ -44,6 +44,9 @@ impl std::fmt::Debug for NativeTarget {
 /// Domino's routing items for one message handed to the next server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Items {
+    /// The sending server's store identity: with its name, where the
+    /// message came from (a store made anew is another origin).
+    pub store: i64,
     /// The sending server's mail box id of the message: with each
     /// recipient's address it names one recipient row, so the receiver
     /// recognises a resend.
@@ -70,7 +73,8 @@ impl Items {
     /// The line, CRLF included.
     pub fn line(&self) -> String {
         let mut out = format!(
-            "{ITEMS_FIELD}: v=1; id={}; hops={}; priority={}; route=",
+            "{ITEMS_FIELD}: v=1; store={}; id={}; hops={}; priority={}; route=",
+            self.store,
             self.message,
             self.hops,
             escape(&self.priority)
@@ -98,7 +102,8 @@ impl Items {
             return Err(ItemsError::Missing);
         }
         let bad = |what: &str| ItemsError::Bad(what.to_owned());
-        let (mut message, mut hops, mut priority, mut route) = (None, None, None, None);
+        let (mut store, mut message, mut hops, mut priority, mut route) =
+            (None, None, None, None, None);
         for part in value.split(';') {
             let part = part.trim();
             if part.is_empty() {
@@ -110,6 +115,7 @@ impl Items {
             match key.trim().to_ascii_lowercase().as_str() {
                 "v" if val.trim() == "1" => {}
                 "v" => return Err(bad("an unknown version")),
+                "store" => store = Some(val.trim().parse().map_err(|_| bad("a bad store"))?),
                 "id" => message = Some(val.trim().parse().map_err(|_| bad("a bad id"))?),
                 "hops" => hops = Some(val.trim().parse().map_err(|_| bad("a bad hop count"))?),
                 "priority" => {
@@ -121,6 +127,7 @@ impl Items {
             }
         }
         let items = Items {
+            store: store.ok_or_else(|| bad("no store"))?,
             message: message.ok_or_else(|| bad("no id"))?,
             hops: hops.ok_or_else(|| bad("no hop count"))?,
             priority: priority.unwrap_or_else(|| "normal".to_owned()),
@@ -179,6 +186,7 @@ mod tests {
     #[test]
     fn items_round_trip() {
         let items = Items {
+            store: 77,
             message: 42,
             hops: 3,
             priority: "high".into(),
@@ -198,7 +206,8 @@ mod tests {
 
     #[test]
     fn an_empty_route_and_defaults() {
-        let (read, _) = Items::read(b"x-mailhop-transfer: id=1; hops=0; route=\r\n").expect("read");
+        let (read, _) =
+            Items::read(b"x-mailhop-transfer: store=5; id=1; hops=0; route=\r\n").expect("read");
         assert_eq!(read.route, Vec::new());
         assert_eq!(read.priority, "normal");
     }
@@ -208,11 +217,12 @@ mod tests {
         for bad in [
             &b"Subject: no items\r\n\r\n"[..],
             b"X-Mailhop-Transfer: hops=1\r\n",
-            b"X-Mailhop-Transfer: id=x; hops=1\r\n",
-            b"X-Mailhop-Transfer: id=1; hops=1; route=A@x\r\n",
-            b"X-Mailhop-Transfer: id=1; hops=1; route=A%G1@1\r\n",
-            b"X-Mailhop-Transfer: v=2; id=1; hops=1\r\n",
-            b"X-Mailhop-Transfer: id=1; hops=1",
+            b"X-Mailhop-Transfer: id=1; hops=1\r\n",
+            b"X-Mailhop-Transfer: store=1; id=x; hops=1\r\n",
+            b"X-Mailhop-Transfer: store=1; id=1; hops=1; route=A@x\r\n",
+            b"X-Mailhop-Transfer: store=1; id=1; hops=1; route=A%G1@1\r\n",
+            b"X-Mailhop-Transfer: v=2; store=1; id=1; hops=1\r\n",
+            b"X-Mailhop-Transfer: store=1; id=1; hops=1",
             b"",
         ] {
             assert!(

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{BIN, free_port, wait_for};
@@ -15,8 +17,8 @@ pub struct Domain {
     pub directory: PathBuf,
     ports: BTreeMap<String, u16>,
     /// Running processes: the servers each was told to run (empty: all).
-    children: Vec<(Vec<String>, Child)>,
-    logs: usize,
+    children: Mutex<Vec<(Vec<String>, Child)>>,
+    logs: AtomicUsize,
 }
 
 impl Domain {
@@ -42,8 +44,8 @@ impl Domain {
             tmp,
             directory,
             ports,
-            children: Vec::new(),
-            logs: 0,
+            children: Mutex::new(Vec::new()),
+            logs: AtomicUsize::new(0),
         }
     }
 
@@ -54,10 +56,9 @@ impl Domain {
 
     /// One process running `servers` (empty: every server of the
     /// directory); returns once each named server's console answers.
-    pub fn start(&mut self, servers: &[&str], wait: &[&str]) {
-        self.logs += 1;
-        let log = std::fs::File::create(self.tmp.path().join(format!("serve-{}.log", self.logs)))
-            .unwrap();
+    pub fn start(&self, servers: &[&str], wait: &[&str]) {
+        let n = self.logs.fetch_add(1, Ordering::SeqCst) + 1;
+        let log = std::fs::File::create(self.tmp.path().join(format!("serve-{n}.log"))).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.arg("serve").arg("--directory").arg(&self.directory);
         for s in servers {
@@ -70,6 +71,8 @@ impl Domain {
             .spawn()
             .unwrap();
         self.children
+            .lock()
+            .unwrap()
             .push((servers.iter().map(|s| (*s).to_owned()).collect(), child));
         for s in wait {
             wait_for(|| self.try_console(s, "show server").is_ok(), "a console");
@@ -77,13 +80,13 @@ impl Domain {
     }
 
     /// SIGKILL the process running `server` (as a crash would).
-    pub fn kill(&mut self, server: &str) {
-        if let Some(i) = self
-            .children
+    pub fn kill(&self, server: &str) {
+        let mut children = self.children.lock().unwrap();
+        if let Some(i) = children
             .iter()
             .position(|(names, _)| names.iter().any(|n| n == server))
         {
-            let (_, mut child) = self.children.remove(i);
+            let (_, mut child) = children.remove(i);
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -91,7 +94,7 @@ impl Domain {
 
     /// Every process's log.
     pub fn log(&self) -> String {
-        (1..=self.logs)
+        (1..=self.logs.load(Ordering::SeqCst))
             .map(|i| {
                 std::fs::read_to_string(self.tmp.path().join(format!("serve-{i}.log")))
                     .unwrap_or_default()
@@ -180,7 +183,7 @@ impl Domain {
 
 impl Drop for Domain {
     fn drop(&mut self) {
-        for (_, mut child) in self.children.drain(..) {
+        for (_, mut child) in self.children.lock().unwrap().drain(..) {
             let _ = child.kill();
             let _ = child.wait();
         }
