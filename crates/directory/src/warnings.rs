@@ -38,14 +38,8 @@ pub fn not_applied(dir: &Directory) -> Vec<DirectoryError> {
     }
     for (i, s) in dir.servers.iter().enumerate() {
         let at = |table, key| Place::new(&s.file, s.line, "server", i, vec![table, key]);
-        if s.listen.native.is_some() {
-            found.push(at("listen", "native"));
-        }
         if s.listen.http.is_some() {
             found.push(at("listen", "http"));
-        }
-        if s.debug.debug_router != 0 {
-            found.push(at("debug", "DebugRouter"));
         }
         if s.debug.smtp_save_import_errors != 0 {
             found.push(at("debug", "SMTPSaveImportErrors"));

@@ -13,7 +13,7 @@ native = "127.0.0.1:0"
 
 [server.debug]
 smtpsaveimporterrors = 2
-DebugRouter = 0
+DebugRouter = 2
 
 [[configuration]]
 server = "*"
@@ -61,7 +61,6 @@ fn each_field_set_but_not_applied_is_named_once_at_its_line() {
         })
         .collect();
     let want: Vec<(usize, String)> = [
-        ("native", "server[0].listen.native"),
         (
             "smtpsaveimporterrors",
             "server[0].debug.SMTPSaveImportErrors",
@@ -78,9 +77,9 @@ fn each_field_set_but_not_applied_is_named_once_at_its_line() {
     assert_eq!(
         directory::not_applied(&dir)[0].to_string(),
         format!(
-            "{}:{}: server[0].listen.native: not applied yet (mailhop accepts it but does nothing with it)",
+            "{}:{}: server[0].debug.SMTPSaveImportErrors: not applied yet (mailhop accepts it but does nothing with it)",
             path.display(),
-            line("native")
+            line("smtpsaveimporterrors")
         )
     );
 }

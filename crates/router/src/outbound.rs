@@ -440,12 +440,17 @@ impl Outbound {
                 waiting_for_dns,
             } => {
                 if q.members.contains(&id) && !requeued {
-                    // Waiting for the retry: the id goes back to the front.
-                    q.entries.push_front(Entry {
-                        message: id,
-                        recipients,
-                        size,
-                    });
+                    if recipients.is_empty() {
+                        // Every recipient moved to another queue.
+                        q.members.remove(&id);
+                    } else {
+                        // Waiting for the retry: the id goes back to the front.
+                        q.entries.push_front(Entry {
+                            message: id,
+                            recipients,
+                            size,
+                        });
+                    }
                 }
                 let attempts = match &q.state {
                     QueueState::Retry { attempts, .. } => attempts + 1,
@@ -605,7 +610,14 @@ impl Router {
                     if self.shared().verbosity.shows(30) {
                         info!(target: "router", "Router: Transferring mail to server {next} ({}) via NRPC", target.addr);
                     }
-                    let batch = crate::native::batch(self.shared(), &snap, &msg, rcpts.clone(), data, now_ms());
+                    let batch = crate::native::batch(
+                        self.shared(),
+                        &snap,
+                        &msg,
+                        rcpts.clone(),
+                        data,
+                        now_ms(),
+                    );
                     transferer.send_native(&target, &batch).await
                 }
                 Err(reason) => crate::native::not_sent(&rcpts, reason),
@@ -687,6 +699,16 @@ impl Router {
                 }
             }
         }
+        if let Via::Native(next) = &via {
+            self.note_hop(
+                &snap,
+                next,
+                transferred,
+                transient.is_some(),
+                now,
+                &mut plan,
+            );
+        }
         if !failures.is_empty() {
             let shared = self.shared().clone();
             let snap2 = snap.clone();
@@ -749,6 +771,79 @@ impl Router {
         }
     }
 
+    /// A hop to `next` succeeded (its raised cost is cleared) or failed
+    /// (its cost goes up by one, as Domino does). After a failure, a
+    /// recipient whose least-cost path now leaves by another server moves
+    /// to that server's queue (recorded before it is queued there).
+    fn note_hop(
+        &self,
+        snap: &Snapshot,
+        next: &str,
+        transferred: bool,
+        failed: bool,
+        now: i64,
+        plan: &mut Plan,
+    ) {
+        let Ok(next_name) = next.parse::<directory::NotesName>() else {
+            return;
+        };
+        let this = &snap.server.name;
+        let raises = {
+            let mut raises = lock(&self.shared().raises);
+            if transferred {
+                raises.clear(this, &next_name);
+                return;
+            }
+            if !failed {
+                return;
+            }
+            raises.raise(this, &next_name, now);
+            raises.clone()
+        };
+        if self.shared().router_debug.get() >= 2 {
+            info!(target: "router", "Router: cost of the route from {this} to {next} raised to +{} after a failed transfer", raises.extra(this, &next_name, now));
+        }
+        let ctx = snap.routing_with(&raises, now);
+        for (addr, update) in plan.settlement.outcomes.iter_mut() {
+            let RecipientUpdate::Retry { error, .. } = update else {
+                continue;
+            };
+            let other =
+                routing::resolve(ctx, addr)
+                    .into_iter()
+                    .find_map(|step| match step.action {
+                        routing::Action::Route(routing::Route::Server { next_hop, .. })
+                            if !next_hop.eq_ignore_ascii_case(next) =>
+                        {
+                            Some(next_hop)
+                        }
+                        _ => None,
+                    });
+            let Some(other) = other else { continue };
+            if self.shared().verbosity.shows(30) {
+                info!(target: "router", "Router: {addr} moves from the queue of {next} to {other}: the transfer to {next} failed ({error})");
+            }
+            let via = Via::Native(other.clone());
+            *update = RecipientUpdate::Moved {
+                queue: other.clone(),
+                via: via.encode(),
+                reason: format!("Rerouted: the transfer to {next} failed ({error})"),
+            };
+            match plan.handoffs.iter_mut().find(|h| h.queue == other) {
+                Some(h) => h.recipients.push(addr.clone()),
+                None => plan.handoffs.push(Handoff {
+                    queue: other,
+                    via,
+                    message: plan.settlement.message,
+                    recipients: vec![addr.clone()],
+                    size: plan.size,
+                    not_before: None,
+                    attempts: 0,
+                }),
+            }
+        }
+    }
+
     fn failed_transfer(&self, via: &Via) {
         match via {
             Via::Smtp(_) => self.shared().stats.transfer_failed_smtp(),
@@ -775,6 +870,40 @@ impl Router {
 }
 
 impl Router {
+    /// The native part of `trace SERVER`: the next hop's address and a
+    /// connection to it (TLS with both server IDs, greeting, EHLO, QUIT).
+    pub async fn trace_native(&self, next: &str) -> Vec<String> {
+        let snap = self.shared().snapshot.load_full();
+        let mut out = Vec::new();
+        let target = match crate::native::target(self.shared(), &snap, next) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(format!("Unable to connect to {next} on TCPIP ({e})"));
+                return out;
+            }
+        };
+        out.push(format!(
+            "Using address '{}' for {next} on TCPIP",
+            target.addr
+        ));
+        out.push(format!("Connecting to {next} over TCPIP"));
+        let t = match self
+            .outbound()
+            .transferer(&snap, self.shared().client_debug.get())
+        {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(format!("Unable to connect to {next} on TCPIP ({e})"));
+                return out;
+            }
+        };
+        out.push(match t.probe_native(&target).await {
+            Ok(()) => format!("Connected to server {next}"),
+            Err(e) => format!("Unable to connect to {next} on TCPIP ({e})"),
+        });
+        out
+    }
+
     /// The SMTP part of `trace`: the hosts the router would try, in order,
     /// each probed with a TCP connection (nothing is sent).
     pub async fn trace_smtp(&self, via: &SmtpVia) -> Vec<String> {

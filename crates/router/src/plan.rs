@@ -53,6 +53,10 @@ pub(crate) struct Planner<'a> {
     pub now: i64,
     /// Mail file usage read in this batch (quota), plus what the batch adds.
     pub usage: HashMap<String, u64>,
+    /// The costs raised by failed hops, as they stood when the batch began.
+    pub raises: routing::CostRaises,
+    /// `DebugRouter`.
+    pub router_debug: u8,
 }
 
 impl<'a> Planner<'a> {
@@ -64,6 +68,8 @@ impl<'a> Planner<'a> {
             lookup_debug: &shared.lookup_debug,
             now: crate::work::now_ms(),
             usage: HashMap::new(),
+            raises: crate::work::lock(&shared.raises).clone(),
+            router_debug: shared.router_debug.get(),
         }
     }
 }
@@ -106,7 +112,8 @@ impl Planner<'_> {
             self.fail(msg, &msg_id, failures, &mut plan);
             return plan;
         }
-        let steps = routing::resolve_all(snap.routing(), &pending);
+        let ctx = snap.routing_with(&self.raises, now);
+        let steps = routing::resolve_all(ctx, &pending);
         if self.lookup_debug.get() > 0 {
             for step in &steps {
                 info!(target: "router", "DebugRLookup: Lookup for {}: {}", step.address, describe(&step.action));
@@ -189,6 +196,17 @@ impl Planner<'_> {
                     destination,
                     next_hop,
                 }) => {
+                    if self.router_debug >= 2
+                        && let Ok(to) = destination.parse::<directory::NotesName>()
+                        && let Some(path) = ctx.path_to(&to)
+                    {
+                        for line in path.describe() {
+                            info!(target: "router", "{line}");
+                        }
+                    }
+                    if self.router_debug == 1 || self.router_debug == 3 {
+                        info!(target: "router", "Router: {addr} queued for {next_hop} (NRPC), mail server {destination}");
+                    }
                     let detail = if destination.eq_ignore_ascii_case(&next_hop) {
                         format!("NRPC queue {next_hop}")
                     } else {
@@ -317,7 +335,9 @@ impl Planner<'_> {
                 Vec::new()
             }
         };
-        let route_servers = [server.clone()];
+        let route_servers: Vec<String> = (msg.route.iter().map(|h| h.server.clone()))
+            .chain([server.clone()])
+            .collect();
         let unique = format!("{}.{}", msg.id, now);
         let r = report::delivery_failure(&ReportInput {
             reporting_host: &snap.server.hostname,

@@ -11,6 +11,8 @@ pub struct Snapshot {
     pub dir: Arc<Directory>,
     pub config: Config,
     pub server: ServerDoc,
+    /// The domain's routing table, built once per directory (SPEC §3 step 9).
+    pub table: Arc<routing::RoutingTable>,
 }
 
 impl Snapshot {
@@ -18,18 +20,32 @@ impl Snapshot {
     pub fn new(dir: Arc<Directory>, server: &NotesName) -> Option<Snapshot> {
         let doc = dir.server(server)?.clone();
         let config = dir.config_for(server);
+        let table = Arc::new(routing::RoutingTable::build(&dir));
         Some(Snapshot {
             dir,
             config,
             server: doc,
+            table,
         })
     }
 
+    /// The routing context of this snapshot, with no raised costs.
     pub fn routing(&self) -> routing::Context<'_> {
         routing::Context {
-            dir: &self.dir,
-            config: &self.config,
-            server: &self.server,
+            table: Some(&self.table),
+            ..routing::Context::new(&self.dir, &self.config, &self.server)
+        }
+    }
+
+    /// The routing context with the costs raised by failed hops, as judged at `now`.
+    pub fn routing_with<'a>(
+        &'a self,
+        raises: &'a routing::CostRaises,
+        now: i64,
+    ) -> routing::Context<'a> {
+        routing::Context {
+            raises: Some((raises, now)),
+            ..self.routing()
         }
     }
 }

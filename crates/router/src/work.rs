@@ -7,7 +7,7 @@
 //! only to a row still open), so a message routed twice — `route *`, a
 //! restart, a message both in the channel and re-read — is delivered once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,6 +42,12 @@ pub struct RouterShared {
     pub lookup_debug: Verbosity,
     /// `SMTPClientDebug`: the outbound conversation.
     pub client_debug: Verbosity,
+    /// `DebugRouter`: 1 routing filters and queues, 2 routing tables and the
+    /// least-cost calculation, 3 both.
+    pub router_debug: Verbosity,
+    /// Costs raised by failed hops to other servers (reset by a successful
+    /// transfer, or an hour after the last failure).
+    pub raises: Mutex<routing::CostRaises>,
     /// This server's side of the native protocol's mutual TLS (its server
     /// ID); empty while it has none, and then nothing is sent natively.
     pub native_tls: arc_swap::ArcSwapOption<rustls::ClientConfig>,
@@ -94,6 +100,7 @@ impl Router {
             passes: Arc::new(Mutex::new(Passes::default())),
         };
         shared.stats.transfer_max.store(threads as u64, Relaxed);
+        router.log_table(&shared.snapshot.load());
         tokio::spawn(router.clone().dispatch());
         let workers = workers.max(1);
         shared.stats.delivery_max.store(workers as u64, Relaxed);
@@ -108,6 +115,18 @@ impl Router {
 
     pub fn shared(&self) -> &Arc<RouterShared> {
         &self.shared
+    }
+
+    /// `DebugRouter` 2 or 3: the routing table, as built from the directory
+    /// with the costs raised now.
+    pub(crate) fn log_table(&self, snap: &crate::Snapshot) {
+        if self.shared.router_debug.get() < 2 {
+            return;
+        }
+        let raises = lock(&self.shared.raises).clone();
+        for line in snap.table.describe(&raises, now_ms()) {
+            info!(target: "router", "{line}");
+        }
     }
 
     pub(crate) fn outbound(&self) -> &Arc<Outbound> {
@@ -129,9 +148,11 @@ impl Router {
         self.outbound.waiting()
     }
 
-    /// A new directory snapshot may change the number of transfer threads.
+    /// A new directory snapshot may change the number of transfer threads;
+    /// with `DebugRouter` 2 or 3 its routing table is logged.
     pub fn reconfigure(&self) {
         let snap = self.shared.snapshot.load();
+        self.log_table(&snap);
         let n = usize::from(snap.config.transfer_threads).max(1);
         self.outbound.set_threads(n);
         self.shared.stats.transfer_max.store(n as u64, Relaxed);
@@ -268,14 +289,7 @@ impl Router {
         // Routing reads the store (quota, originals for reports): off the runtime's threads.
         let plans: Vec<Plan> = blocking(move || {
             let snap = shared.snapshot.load_full();
-            let mut planner = Planner {
-                snap: &snap,
-                store: &shared.store,
-                verbosity: &shared.verbosity,
-                lookup_debug: &shared.lookup_debug,
-                now: now_ms(),
-                usage: HashMap::new(),
-            };
+            let mut planner = Planner::new(&shared, &snap);
             batch.iter().map(|m| planner.route(m)).collect()
         })
         .await;

@@ -56,6 +56,7 @@ pub fn postmaster_target(ctx: Context<'_>) -> Result<EntryRef, Route> {
         dir,
         config,
         server,
+        ..
     } = ctx;
     let one = |name: &str| {
         let mut hits = if name.contains('@') {

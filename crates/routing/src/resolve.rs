@@ -13,6 +13,34 @@ pub struct Context<'a> {
     pub dir: &'a Directory,
     pub config: &'a Config,
     pub server: &'a ServerDoc,
+    /// The domain's routing table built from `dir` (built on the spot when
+    /// `None`).
+    pub table: Option<&'a RoutingTable>,
+    /// Costs raised by failed hops, and the time they are judged at (Unix ms).
+    pub raises: Option<(&'a CostRaises, i64)>,
+}
+
+impl<'a> Context<'a> {
+    /// A context with no routing table built yet and no raised costs.
+    pub fn new(dir: &'a Directory, config: &'a Config, server: &'a ServerDoc) -> Context<'a> {
+        Context {
+            dir,
+            config,
+            server,
+            table: None,
+            raises: None,
+        }
+    }
+
+    /// The least-cost path from this server to `to` (SPEC §3 step 6).
+    pub fn path_to(&self, to: &directory::NotesName) -> Option<crate::PathChoice> {
+        let none = CostRaises::default();
+        let (raises, now) = self.raises.unwrap_or((&none, 0));
+        match self.table {
+            Some(t) => t.least_cost(&self.server.name, to, raises, now),
+            None => RoutingTable::build(self.dir).least_cost(&self.server.name, to, raises, now),
+        }
+    }
 }
 
 /// A recipient that cannot be delivered, with Domino's words for the report.
@@ -293,7 +321,11 @@ impl Resolver<'_> {
                 ),
             ));
         };
-        match crate::resolve::next_hop(dir, this, dest) {
+        let hop = self
+            .ctx
+            .path_to(&dest.name)
+            .map(|p| p.next_hop().unwrap_or(&p.to).to_string());
+        match hop {
             Some(hop) => Route::Server {
                 destination: dest.name.to_string(),
                 next_hop: hop,
@@ -313,6 +345,7 @@ impl Resolver<'_> {
             dir,
             config,
             server,
+            ..
         } = self.ctx;
         match address {
             Address::Internet { local, domain } => {
@@ -397,6 +430,7 @@ impl Resolver<'_> {
             dir,
             config,
             server,
+            ..
         } = self.ctx;
         let foreign = dir
             .foreign_smtp_domains
@@ -475,13 +509,4 @@ fn no_route_to_domain(domain: &str, server: &ServerDoc) -> Route {
             server.name
         ),
     ))
-}
-
-/// The first server on the least-cost path from `from` to `to` (SPEC §3 step 6),
-/// from the domain's routing table with no raised costs (see [`crate::tables`]).
-/// `from == to` is `to` itself.
-pub(crate) fn next_hop(dir: &Directory, from: &ServerDoc, to: &ServerDoc) -> Option<String> {
-    let table = RoutingTable::build(dir);
-    let path = table.least_cost(&from.name, &to.name, &CostRaises::default(), 0)?;
-    Some(path.next_hop().unwrap_or(&path.to).to_string())
 }

@@ -49,11 +49,7 @@ fn dir(admins: &str, config: &str, extra: &str) -> Directory {
 fn steps(d: &Directory, rcpt: &str) -> Vec<Step> {
     let name: NotesName = "Mail/Acme".parse().unwrap();
     let config = d.config_for(&name);
-    let ctx = Context {
-        dir: d,
-        config: &config,
-        server: d.server(&name).unwrap(),
-    };
+    let ctx = Context::new(d, &config, d.server(&name).unwrap());
     routing::resolve(ctx, rcpt)
 }
 

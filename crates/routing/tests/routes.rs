@@ -155,11 +155,7 @@ fn steps(d: &Directory, server: &str, rcpts: &[&str]) -> Vec<Step> {
     let name: NotesName = server.parse().unwrap();
     let config = d.config_for(&name);
     let server = d.server(&name).unwrap();
-    let ctx = Context {
-        dir: d,
-        config: &config,
-        server,
-    };
+    let ctx = Context::new(d, &config, server);
     let owned: Vec<String> = rcpts.iter().map(|s| s.to_string()).collect();
     routing::resolve_all(ctx, &owned)
 }

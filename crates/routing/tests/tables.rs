@@ -359,11 +359,7 @@ fn route_to_server_takes_the_tables_next_hop() {
         &[],
     );
     let config = d.config_for(&n("A"));
-    let ctx = routing::Context {
-        dir: &d,
-        config: &config,
-        server: d.server(&n("A")).unwrap(),
-    };
+    let ctx = routing::Context::new(&d, &config, d.server(&n("A")).unwrap());
     assert_eq!(
         routing::route_to_server(ctx, &n("C")),
         routing::Route::Server {
@@ -371,6 +367,51 @@ fn route_to_server_takes_the_tables_next_hop() {
             next_hop: "B/Acme".into(),
         }
     );
+    // A failed hop A -> B raises its cost; with no other path B stays the next hop.
+    let table = routing::RoutingTable::build(&d);
+    let mut raises = routing::CostRaises::default();
+    raises.raise(&n("A"), &n("B"), 1_000);
+    let raised = routing::Context {
+        table: Some(&table),
+        raises: Some((&raises, 2_000)),
+        ..ctx
+    };
+    assert_eq!(
+        routing::route_to_server(raised, &n("C")),
+        routing::Route::Server {
+            destination: "C/Acme".into(),
+            next_hop: "B/Acme".into(),
+        }
+    );
+}
+
+#[test]
+fn a_raised_cost_in_the_context_moves_the_route() {
+    // A reaches C directly (cost 2) or through B (1 + 1): equal cost, fewer hops wins.
+    let d = domain(
+        &[("A", &["LAN1"]), ("B", &["LAN1", "LAN2"]), ("C", &["LAN2"])],
+        &[("A", "C", 2, true)],
+    );
+    let config = d.config_for(&n("A"));
+    let table = routing::RoutingTable::build(&d);
+    let none = routing::CostRaises::default();
+    let ctx = routing::Context {
+        table: Some(&table),
+        raises: Some((&none, 0)),
+        ..routing::Context::new(&d, &config, d.server(&n("A")).unwrap())
+    };
+    let hop = |ctx| match routing::route_to_server(ctx, &n("C")) {
+        routing::Route::Server { next_hop, .. } => next_hop,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(hop(ctx), "C/Acme");
+    let mut raises = routing::CostRaises::default();
+    raises.raise(&n("A"), &n("C"), 0);
+    let raised = routing::Context {
+        raises: Some((&raises, 1)),
+        ..ctx
+    };
+    assert_eq!(hop(raised), "B/Acme");
 }
 
 // ---- properties over random small domains ----

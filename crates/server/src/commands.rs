@@ -359,10 +359,40 @@ async fn trace(inst: &Instance, target: &str) -> String {
     let mut out = String::new();
     if let Some(server) = snap.dir.server_by_str(target) {
         out.push_str(&format!("Determining path to server {}\n", server.name));
-        match routing::route_to_server(snap.routing(), &server.name) {
+        out.push_str("Available Ports: TCPIP\n");
+        out.push_str("Checking normal priority connection documents only...\n");
+        let raises = inst
+            .router
+            .shared()
+            .raises
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
+        let now = chrono::Utc::now().timestamp_millis();
+        let ctx = snap.routing_with(&raises, now);
+        match routing::route_to_server(ctx, &server.name) {
             routing::Route::Server { next_hop, .. } => {
-                out.push_str(&format!("connection document found for {}\n", server.name));
-                out.push_str(&format!("Connecting to {next_hop} over NRPC\n"));
+                if let Some(path) = ctx.path_to(&server.name) {
+                    for line in path.describe() {
+                        out.push_str(&line);
+                        out.push('\n');
+                    }
+                    match path.hops.first().map(|h| &h.kind) {
+                        Some(routing::EdgeKind::Network(net)) => out.push_str(&format!(
+                            "{next_hop} is on the same Notes named network ({net})\n"
+                        )),
+                        _ if next_hop.eq_ignore_ascii_case(&server.name.to_string()) => out
+                            .push_str(&format!("connection document found for {}\n", server.name)),
+                        _ => out.push_str(&format!(
+                            "connection document found for {} via {next_hop}\n",
+                            server.name
+                        )),
+                    }
+                }
+                for line in inst.router.trace_native(&next_hop).await {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
             }
             routing::Route::Local { .. } => out.push_str("This server\n"),
             routing::Route::Fail(f) => {
@@ -374,9 +404,34 @@ async fn trace(inst: &Instance, target: &str) -> String {
     }
     out.push_str(&format!("Determining path to {target}\n"));
     let mut smtp = Vec::new();
-    for step in routing::resolve(snap.routing(), target) {
+    let mut native = Vec::new();
+    let raises = inst
+        .router
+        .shared()
+        .raises
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let ctx = snap.routing_with(&raises, chrono::Utc::now().timestamp_millis());
+    for step in routing::resolve(ctx, target) {
         if let routing::Action::Route(routing::Route::Smtp { via, .. }) = &step.action {
             smtp.push(via.clone());
+        }
+        if let routing::Action::Route(routing::Route::Server {
+            destination,
+            next_hop,
+        }) = &step.action
+            && !native.contains(next_hop)
+        {
+            if let Ok(to) = destination.parse::<directory::NotesName>()
+                && let Some(path) = ctx.path_to(&to)
+            {
+                for line in path.describe() {
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            }
+            native.push(next_hop.clone());
         }
         let line = match &step.action {
             routing::Action::Route(routing::Route::Local { owner, .. }) => format!(
@@ -388,6 +443,12 @@ async fn trace(inst: &Instance, target: &str) -> String {
         };
         out.push_str(&line);
         out.push('\n');
+    }
+    for next in native {
+        for line in inst.router.trace_native(&next).await {
+            out.push_str(&line);
+            out.push('\n');
+        }
     }
     for via in smtp {
         for line in inst.router.trace_smtp(&via).await {

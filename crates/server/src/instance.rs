@@ -151,6 +151,7 @@ impl Instance {
         let verbosity = Verbosity::new(snap.server.debug.log_mail_routing);
         let lookup_debug = Verbosity::new(snap.server.debug.debug_router_lookup);
         let client_debug = Verbosity::new(snap.server.debug.smtp_client_debug);
+        let snap_debug_router = snap.server.debug.debug_router;
         let shared = Arc::new(RouterShared {
             snapshot: ArcSwap::from_pointee(snap),
             store: store.clone(),
@@ -158,6 +159,8 @@ impl Instance {
             verbosity,
             lookup_debug,
             client_debug,
+            router_debug: Verbosity::new(snap_debug_router),
+            raises: Mutex::new(routing::CostRaises::default()),
             native_tls: arc_swap::ArcSwapOption::from(
                 native_tls.as_ref().map(|t| Arc::clone(&t.client)),
             ),
@@ -316,6 +319,7 @@ impl Instance {
                     ("log_mailrouting", d.log_mail_routing),
                     ("debugrouterlookup", d.debug_router_lookup),
                     ("smtpclientdebug", d.smtp_client_debug),
+                    ("debugrouter", d.debug_router),
                 ] {
                     if let Some(v) = self.debug_var(name) {
                         v.set(self.config_override(name).unwrap_or(from_directory));
@@ -347,6 +351,7 @@ impl Instance {
             "log_mailrouting" => Some(&shared.verbosity),
             "debugrouterlookup" => Some(&shared.lookup_debug),
             "smtpclientdebug" => Some(&shared.client_debug),
+            "debugrouter" => Some(&shared.router_debug),
             _ => None,
         }
     }

@@ -561,11 +561,7 @@ internet_address = "mixed@acme.com"
         let dir = directory::parse_str(DIRECTORY, std::path::Path::new("d.toml")).unwrap();
         let server = dir.servers[0].clone();
         let config = dir.config_for(&server.name);
-        let ctx = routing::Context {
-            dir: &dir,
-            config: &config,
-            server: &server,
-        };
+        let ctx = routing::Context::new(&dir, &config, &server);
         refusal(&routing::resolve(ctx, rcpt)).map(|f| f.status.clone())
     }
 

@@ -268,7 +268,9 @@ impl Rows {
 fn target_status(update: &RecipientUpdate) -> RecipientStatus {
     match update {
         RecipientUpdate::Final { status, .. } => *status,
-        RecipientUpdate::Retry { .. } | RecipientUpdate::Queued { .. } => RecipientStatus::Waiting,
+        RecipientUpdate::Retry { .. }
+        | RecipientUpdate::Queued { .. }
+        | RecipientUpdate::Moved { .. } => RecipientStatus::Waiting,
         RecipientUpdate::Pending { .. } => RecipientStatus::Pending,
     }
 }
@@ -279,6 +281,7 @@ fn target_status(update: &RecipientUpdate) -> RecipientStatus {
 fn applies(current: RecipientStatus, update: &RecipientUpdate) -> bool {
     match update {
         RecipientUpdate::Queued { .. } => current == RecipientStatus::Pending,
+        RecipientUpdate::Moved { .. } => current == RecipientStatus::Waiting,
         RecipientUpdate::Pending { .. } => current.is_open(),
         _ => current.may_become(target_status(update)),
     }
@@ -313,6 +316,14 @@ fn update_recipient(
             0,
             None,
             None,
+            Some(queue.as_str()),
+            Some(via.as_str()),
+        ),
+        RecipientUpdate::Moved { queue, via, reason } => (
+            RecipientStatus::Waiting,
+            0,
+            None,
+            Some(reason.as_str()),
             Some(queue.as_str()),
             Some(via.as_str()),
         ),

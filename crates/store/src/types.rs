@@ -330,6 +330,14 @@ pub enum RecipientUpdate {
     /// the queue is given the recipient, so a restart rebuilds the queue from
     /// the rows. `via` says how it leaves (relay host or MX).
     Queued { queue: String, via: String },
+    /// A Waiting row moves to another outbound queue (the next hop failed
+    /// and its raised cost makes another path cheaper): committed before the
+    /// new queue is given it, as `Queued` is. Only a Waiting row moves.
+    Moved {
+        queue: String,
+        via: String,
+        reason: String,
+    },
     /// Stays (or goes back to) Pending with a reason, no attempt counted:
     /// Held or Dead mail, a transfer not possible yet. `queue: None` keeps
     /// the queue it had.

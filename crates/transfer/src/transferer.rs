@@ -224,6 +224,29 @@ impl Transferer {
         }
     }
 
+    /// `trace SERVER`: opens a native session to `target` (TLS handshake
+    /// with both certificates, greeting, EHLO) and says QUIT; nothing is sent.
+    pub async fn probe_native(&self, target: &NativeTarget) -> Result<(), String> {
+        let inner = &self.inner;
+        let hop = Target {
+            host: target.server.clone(),
+            addr: target.addr,
+        };
+        let connector = tokio_rustls::TlsConnector::from(target.tls.clone());
+        let session = Session::open_native(
+            &hop,
+            &inner.cfg.helo_name,
+            Timeouts::from(&inner.cfg),
+            false,
+            &connector,
+            target.name.clone(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        session.quit().await;
+        Ok(())
+    }
+
     /// The host list the router would try, in order, for `trace` (no SMTP
     /// sent; DNS is queried). Levels in configured order, before balancing.
     pub async fn plan(&self, dest: &Destination) -> Result<Vec<Vec<Target>>, PlanError> {
