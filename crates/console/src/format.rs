@@ -143,11 +143,15 @@ pub fn format_queues(q: &Queues) -> String {
             line.via,
             line.destination
         );
+        let (why, next) = match line.state {
+            QueueState::Wait => ("Waiting for", "Next route"),
+            _ => ("Last error", "Next retry"),
+        };
         if let Some(err) = &line.last_error {
-            let _ = write!(out, " Last error: {err}");
+            let _ = write!(out, " {why}: {err}");
         }
-        if let Some(next) = line.next_retry {
-            let _ = write!(out, " Next retry: {}", console_time(next));
+        if let Some(at) = line.next_retry {
+            let _ = write!(out, " {next}: {}", console_time(at));
         }
         out.push('\n');
     }

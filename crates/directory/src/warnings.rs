@@ -15,7 +15,6 @@ use crate::config::ConfigurationDoc;
 use crate::directory::Directory;
 use crate::error::DirectoryError;
 use crate::keywords::{SmtpReachable, SmtpWithinLocalDomain};
-use crate::time::{Schedule, TimeWindow};
 
 /// The reason every warning gives.
 pub const NOT_APPLIED: &str = "not applied yet (mailhop accepts it but does nothing with it)";
@@ -26,15 +25,6 @@ pub fn not_applied(dir: &Directory) -> Vec<DirectoryError> {
     let mut found = Found::default();
     for (i, doc) in dir.configurations.iter().enumerate() {
         configuration(&mut found, i, doc);
-    }
-    for (i, c) in dir.connections.iter().enumerate() {
-        let at = |key| Place::new(&c.file, c.line, "connection", i, vec![key]);
-        if c.schedule != Schedule::default() {
-            found.push(at("schedule"));
-        }
-        if c.route_at_once_if != 5 {
-            found.push(at("route_at_once_if"));
-        }
     }
     for (i, s) in dir.servers.iter().enumerate() {
         let at = |table, key| Place::new(&s.file, s.line, "server", i, vec![table, key]);
@@ -76,12 +66,6 @@ fn configuration(found: &mut Found, i: usize, doc: &ConfigurationDoc) {
     }
     if doc.journal_to.as_deref().is_some_and(|j| !j.is_empty()) {
         found.push(at(vec!["journal_to"]));
-    }
-    if doc
-        .low_priority_window
-        .is_some_and(|w| w != TimeWindow::MIDNIGHT_TO_SIX)
-    {
-        found.push(at(vec!["low_priority_window"]));
     }
     if doc.rules.as_ref().is_some_and(|r| !r.is_empty()) {
         found.push(at(vec!["rule"]));

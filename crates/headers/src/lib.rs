@@ -45,6 +45,50 @@ pub struct Fields {
     pub message_id: Option<String>,
     /// How many `Received:` lines (the hop count).
     pub received: u32,
+    /// The priority the sender asked for (`Importance:`, `X-Priority:`,
+    /// `Priority:`, the first that says one); `None` when none does.
+    pub importance: Option<Importance>,
+}
+
+/// A message's priority as its headers give it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Importance {
+    Low,
+    Normal,
+    High,
+}
+
+/// `Importance: high|normal|low` (RFC 2156), `X-Priority: 1..5` (1–2 high,
+/// 3 normal, 4–5 low), `Priority: urgent|normal|non-urgent` (RFC 2156).
+fn importance(parsed: &mail_parser::Message<'_>) -> Option<Importance> {
+    let text = |name: &str| {
+        parsed
+            .header(name)
+            .and_then(|v| v.as_text())
+            .map(|t| t.trim().to_ascii_lowercase())
+    };
+    if let Some(v) = text("Importance") {
+        match v.as_str() {
+            "high" => return Some(Importance::High),
+            "low" => return Some(Importance::Low),
+            "normal" => return Some(Importance::Normal),
+            _ => {}
+        }
+    }
+    if let Some(v) = text("X-Priority") {
+        match v.chars().next() {
+            Some('1' | '2') => return Some(Importance::High),
+            Some('3') => return Some(Importance::Normal),
+            Some('4' | '5') => return Some(Importance::Low),
+            _ => {}
+        }
+    }
+    match text("Priority")?.as_str() {
+        "urgent" => Some(Importance::High),
+        "non-urgent" => Some(Importance::Low),
+        "normal" => Some(Importance::Normal),
+        _ => None,
+    }
 }
 
 /// Reads the fields of `message`'s header block.
@@ -86,6 +130,7 @@ pub fn fields(message: &[u8]) -> Fields {
             .map(str::to_owned)
             .filter(|id| !id.is_empty()),
         received: u32::try_from(received).unwrap_or(u32::MAX),
+        importance: importance(&parsed),
     }
 }
 
@@ -93,6 +138,23 @@ pub fn fields(message: &[u8]) -> Fields {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn importance_from_the_usual_headers() {
+        let read = |h: &str| fields(format!("{h}\r\nSubject: x\r\n\r\nbody").as_bytes()).importance;
+        assert_eq!(read("Importance: High"), Some(Importance::High));
+        assert_eq!(read("Importance: low"), Some(Importance::Low));
+        assert_eq!(read("X-Priority: 1 (Highest)"), Some(Importance::High));
+        assert_eq!(read("X-Priority: 5"), Some(Importance::Low));
+        assert_eq!(read("X-Priority: 3"), Some(Importance::Normal));
+        assert_eq!(read("Priority: non-urgent"), Some(Importance::Low));
+        assert_eq!(read("Priority: urgent"), Some(Importance::High));
+        assert_eq!(read("X-Mailer: x"), None);
+        assert_eq!(
+            read("Importance: bogus\r\nX-Priority: 2"),
+            Some(Importance::High)
+        );
+    }
 
     #[test]
     fn the_block_ends_at_the_first_empty_line() {

@@ -65,6 +65,7 @@ type = "native"
 source = "A/Acme"
 destination = "C/Acme"
 cost = 5
+route_at_once_if = 1
 
 [[configuration]]
 server = "*"

@@ -10,6 +10,7 @@ mod events;
 mod native;
 mod outbound;
 mod plan;
+mod schedule;
 mod snapshot;
 mod work;
 

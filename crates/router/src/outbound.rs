@@ -28,7 +28,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use console::QueueLine;
 use routing::{Failure, SmtpVia, Via};
-use store::{MessageId, QueuedMessage, RecipientStatus, RecipientUpdate, Settlement};
+use store::{MessageId, Priority, QueuedMessage, RecipientStatus, RecipientUpdate, Settlement};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{error, info, warn};
 use transfer::{Batch, Destination, RecipientResult, Transferer};
@@ -49,6 +49,7 @@ pub(crate) struct Handoff {
     /// Do not try before (a retry time recorded before a restart).
     pub not_before: Option<i64>,
     pub attempts: u32,
+    pub priority: Priority,
 }
 
 impl Handoff {
@@ -80,6 +81,7 @@ impl Handoff {
                     size: msg.size,
                     not_before: r.next_attempt,
                     attempts: r.attempts,
+                    priority: msg.priority,
                 }),
             }
         }
@@ -93,16 +95,16 @@ struct Entry {
     message: MessageId,
     recipients: Vec<String>,
     size: u64,
+    priority: Priority,
 }
 
 /// Where a queue stands when no transfer of it runs (SPEC §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum QueueState {
     Ready,
-    /// Held back by a schedule or threshold until `until` (or until told):
-    /// set by connection schedules and thresholds, which come with transfer
-    /// between servers.
-    #[allow(dead_code)]
+    /// Held back by its connection document's schedule until `until`, or
+    /// until `route_at_once_if` messages wait, or until `route` says so.
+    /// High-priority mail never waits.
     Wait {
         until: Option<i64>,
         reason: String,
@@ -128,6 +130,13 @@ struct DestQueue {
     /// Messages handed to the queue again while in transfer: queued again after it.
     again: HashSet<MessageId>,
     state: QueueState,
+    /// The connection document's schedule, when the queue has one.
+    gate: Option<crate::schedule::Gate>,
+    /// Waiting entries of high and of low priority (the rest are normal).
+    high: usize,
+    low: usize,
+    /// `route` was said: low-priority mail goes too, until the queue empties.
+    forced: bool,
 }
 
 impl DestQueue {
@@ -139,6 +148,118 @@ impl DestQueue {
             in_flight: HashSet::new(),
             again: HashSet::new(),
             state: QueueState::Ready,
+            gate: None,
+            high: 0,
+            low: 0,
+            forced: false,
+        }
+    }
+
+    fn push_back(&mut self, e: Entry) {
+        self.count(e.priority, true);
+        self.entries.push_back(e);
+    }
+
+    fn push_front(&mut self, e: Entry) {
+        self.count(e.priority, true);
+        self.entries.push_front(e);
+    }
+
+    fn count(&mut self, p: Priority, add: bool) {
+        let n = match p {
+            Priority::High => &mut self.high,
+            Priority::Low => &mut self.low,
+            Priority::Normal => return,
+        };
+        if add {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// The next entry a transfer may start with: high priority always;
+    /// normal when the queue is due; low when it is due and the
+    /// low-priority window is open (or `route` was said). In order, never
+    /// a message already in transfer.
+    fn take_next(&mut self, due: bool, low_window: bool) -> Option<Entry> {
+        let low_ok = due && (low_window || self.forced);
+        let allowed = |e: &Entry| match e.priority {
+            Priority::High => true,
+            Priority::Normal => due,
+            Priority::Low => low_ok,
+        };
+        let idx = if due && (low_ok || self.low == 0) {
+            // Everything waiting may go: the front, unless it is in transfer.
+            let front = self.entries.front()?;
+            if self.in_flight.contains(&front.message) {
+                return None;
+            }
+            0
+        } else if !due && self.high == 0 {
+            return None;
+        } else {
+            self.entries
+                .iter()
+                .position(|e| allowed(e) && !self.in_flight.contains(&e.message))?
+        };
+        let e = self.entries.remove(idx)?;
+        self.count(e.priority, false);
+        Some(e)
+    }
+
+    fn remove_message(&mut self, id: MessageId) {
+        if self.members.remove(&id) {
+            let (mut high, mut low) = (0, 0);
+            self.entries.retain(|e| {
+                let keep = e.message != id;
+                if !keep {
+                    match e.priority {
+                        Priority::High => high += 1,
+                        Priority::Low => low += 1,
+                        Priority::Normal => {}
+                    }
+                }
+                keep
+            });
+            self.high = self.high.saturating_sub(high);
+            self.low = self.low.saturating_sub(low);
+        }
+    }
+
+    /// A message joined the queue: a queue with a schedule that was idle
+    /// waits for its next scheduled time, and one holding
+    /// `route_at_once_if` messages goes at once.
+    fn apply_gate(&mut self, now: i64) {
+        let Some(gate) = &self.gate else {
+            if matches!(self.state, QueueState::Wait { .. }) {
+                self.state = QueueState::Ready;
+            }
+            return;
+        };
+        let waiting = self.members.len();
+        if waiting >= gate.threshold as usize {
+            if matches!(self.state, QueueState::Wait { .. }) {
+                self.state = QueueState::Ready;
+            }
+            return;
+        }
+        let idle = self.in_flight.is_empty() && waiting == 1;
+        if self.state == QueueState::Ready && idle {
+            let local = chrono::Local::now();
+            let until =
+                crate::schedule::next_slot(&gate.schedule, local).map(|t| t.timestamp_millis());
+            if until.is_none_or(|t| t > now + 1000) {
+                self.state = QueueState::Wait {
+                    until,
+                    reason: crate::schedule::describe(gate, waiting),
+                };
+            }
+        } else if let QueueState::Wait { until, .. } = self.state {
+            self.state = QueueState::Wait {
+                until,
+                reason: crate::schedule::describe(gate, waiting),
+            };
         }
     }
 
@@ -194,6 +315,10 @@ impl Threads {
             let forgotten = self.sem.forget_permits(shrink);
             self.owed.fetch_add(shrink - forgotten, SeqCst);
         }
+    }
+
+    fn available(&self) -> usize {
+        self.sem.available_permits()
     }
 
     fn try_start(&self) -> Option<OwnedSemaphorePermit> {
@@ -279,15 +404,18 @@ impl Outbound {
         Ok(t)
     }
 
-    /// Puts committed Waiting rows in their queue (once per message and queue).
-    pub fn enqueue(&self, h: Handoff) {
+    /// Puts committed Waiting rows in their queue (once per message and
+    /// queue); `snap` says which connection document governs the queue.
+    pub fn enqueue(&self, h: Handoff, snap: &Snapshot) {
         let now = now_ms();
+        let gate = crate::schedule::gate_for(snap, &h.via, &h.queue);
         {
             let mut queues = lock(&self.queues);
             let q = queues
                 .entry(h.queue.clone())
                 .or_insert_with(|| DestQueue::new(h.via.clone()));
             q.via = h.via;
+            q.gate = gate;
             if let Some(t) = h.not_before.filter(|t| *t > now)
                 && q.state == QueueState::Ready
                 && q.members.is_empty()
@@ -300,11 +428,13 @@ impl Outbound {
                 };
             }
             if q.members.insert(h.message) {
-                q.entries.push_back(Entry {
+                q.push_back(Entry {
                     message: h.message,
                     recipients: h.recipients,
                     size: h.size,
+                    priority: h.priority,
                 });
+                q.apply_gate(now);
             } else if q.in_flight.contains(&h.message) {
                 q.again.insert(h.message);
             }
@@ -315,9 +445,7 @@ impl Outbound {
     /// `tell router delete`: the message leaves every queue now.
     pub fn forget(&self, id: MessageId) {
         for q in lock(&self.queues).values_mut() {
-            if q.members.remove(&id) {
-                q.entries.retain(|e| e.message != id);
-            }
+            q.remove_message(id);
         }
     }
 
@@ -327,6 +455,7 @@ impl Outbound {
         for (name, q) in lock(&self.queues).iter_mut() {
             if dest.is_none_or(|d| d == "*" || d.eq_ignore_ascii_case(name)) {
                 q.state = QueueState::Ready;
+                q.forced = true;
                 n += 1;
             }
         }
@@ -334,14 +463,23 @@ impl Outbound {
         n
     }
 
-    /// Lines of `tell router show queues`.
-    pub fn queue_lines(&self) -> Vec<QueueLine> {
+    /// Lines of `tell router show queues`; `low_window` is the configured
+    /// low-priority window (a queue holding only low-priority mail outside
+    /// it shows Wait).
+    pub fn queue_lines(&self, low_window: directory::TimeWindow) -> Vec<QueueLine> {
+        let low_open = crate::schedule::in_window(low_window, &chrono::Local::now());
         lock(&self.queues)
             .iter()
             .filter(|(_, q)| !q.members.is_empty())
             .map(|(name, q)| {
+                let only_low = !q.entries.is_empty() && q.low == q.entries.len();
                 let (state, last_error, next_retry) = match (&q.state, q.busy()) {
                     (_, busy) if busy > 0 => (console::QueueState::Busy(busy), None, None),
+                    (QueueState::Ready, _) if only_low && !low_open && !q.forced => (
+                        console::QueueState::Wait,
+                        Some(format!("the low-priority window {low_window}")),
+                        None,
+                    ),
                     (QueueState::Ready, _) => (console::QueueState::Ready, None, None),
                     (QueueState::Wait { until, reason }, _) => {
                         (console::QueueState::Wait, Some(reason.clone()), *until)
@@ -412,10 +550,11 @@ impl Outbound {
         let requeued = q.again.remove(&id) && q.members.contains(&id);
         if requeued {
             // More rows joined during the transfer: one more pass over its rows.
-            q.entries.push_back(Entry {
+            q.push_back(Entry {
                 message: id,
                 recipients: Vec::new(),
                 size: 0,
+                priority: Priority::Normal,
             });
             if !matches!(outcome, Finished::Retry { .. }) {
                 return;
@@ -430,11 +569,14 @@ impl Outbound {
             }
             Finished::Succeeded => {
                 q.members.remove(&id);
-                q.state = QueueState::Ready;
+                if !matches!(q.state, QueueState::Wait { .. }) {
+                    q.state = QueueState::Ready;
+                }
             }
             Finished::Retry {
                 recipients,
                 size,
+                priority,
                 error,
                 next_retry,
                 waiting_for_dns,
@@ -445,10 +587,11 @@ impl Outbound {
                         q.members.remove(&id);
                     } else {
                         // Waiting for the retry: the id goes back to the front.
-                        q.entries.push_front(Entry {
+                        q.push_front(Entry {
                             message: id,
                             recipients,
                             size,
+                            priority,
                         });
                     }
                 }
@@ -477,6 +620,7 @@ enum Finished {
     Retry {
         recipients: Vec<String>,
         size: u64,
+        priority: Priority,
         error: String,
         next_retry: i64,
         waiting_for_dns: bool,
@@ -492,23 +636,30 @@ impl Router {
             let per_queue = u32::from(snap.config.max_concurrent_transfers).max(1);
             let now = now_ms();
             let mut started = Vec::new();
+            let low_window =
+                crate::schedule::in_window(snap.config.low_priority_window, &chrono::Local::now());
             {
                 let mut queues = lock(&out.queues);
                 'queues: for (name, q) in queues.iter_mut() {
-                    if !q.due(now) {
-                        continue;
+                    if q.members.is_empty() {
+                        q.forced = false;
+                    }
+                    let due = q.due(now);
+                    if due && matches!(q.state, QueueState::Wait { .. }) {
+                        // The scheduled time came.
+                        q.state = QueueState::Ready;
                     }
                     while q.busy() < per_queue {
-                        let Some(entry) = q.entries.front() else {
+                        if out.threads.available() == 0 {
+                            break 'queues;
+                        }
+                        let Some(entry) = q.take_next(due, low_window) else {
                             break;
                         };
-                        if q.in_flight.contains(&entry.message) {
-                            break;
-                        }
                         let Some(permit) = out.threads.try_start() else {
+                            q.push_front(entry);
                             break 'queues;
                         };
-                        let entry = q.entries.pop_front().unwrap_or_else(|| unreachable!());
                         q.in_flight.insert(entry.message);
                         started.push((name.clone(), q.via.clone(), entry, permit));
                     }
@@ -538,6 +689,7 @@ impl Router {
 
     async fn transfer_one(&self, queue: &str, via: Via, entry: Entry) -> Finished {
         let id = entry.message;
+        let entry_priority = entry.priority;
         let store = self.shared().store.clone();
         // The rows and the body in one read, off the runtime's threads.
         let read = blocking(move || store.pending_with_data(id)).await;
@@ -550,6 +702,7 @@ impl Router {
                 return Finished::Retry {
                     recipients: entry.recipients,
                     size: entry.size,
+                    priority: entry.priority,
                     error: e.to_string(),
                     next_retry: now_ms() + 60_000,
                     waiting_for_dns: false,
@@ -579,6 +732,7 @@ impl Router {
                 return Finished::Retry {
                     recipients: rcpts,
                     size: entry.size,
+                    priority: entry.priority,
                     error: e,
                     next_retry: now_ms() + 60_000,
                     waiting_for_dns: false,
@@ -761,6 +915,7 @@ impl Router {
                 Finished::Retry {
                     recipients: retry_rcpts,
                     size,
+                    priority: entry_priority,
                     error: err,
                     next_retry: now + delay,
                     waiting_for_dns: report.waiting_for_dns,
@@ -839,6 +994,7 @@ impl Router {
                     size: plan.size,
                     not_before: None,
                     attempts: 0,
+                    priority: plan.priority,
                 }),
             }
         }

@@ -41,6 +41,7 @@ pub(crate) struct Plan {
     pub size: u64,
     pub received_at: i64,
     pub hop_count: u32,
+    pub priority: store::Priority,
 }
 
 /// What planning needs besides the message: the store for reads, the
@@ -382,6 +383,7 @@ fn add_handoff(
             size: msg.size,
             not_before: None,
             attempts: 0,
+            priority: msg.priority,
         }),
     }
 }
@@ -397,6 +399,7 @@ impl Plan {
             size: msg.size,
             received_at: msg.received_at,
             hop_count: msg.hop_count,
+            priority: msg.priority,
             ..Plan::default()
         }
     }

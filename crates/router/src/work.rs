@@ -140,7 +140,8 @@ impl Router {
 
     /// The outbound queues for `tell router show queues`.
     pub fn outbound_queues(&self) -> Vec<console::QueueLine> {
-        self.outbound.queue_lines()
+        self.outbound
+            .queue_lines(self.shared.snapshot.load().config.low_priority_window)
     }
 
     /// (messages waiting in outbound queues, of which waiting for DNS).
@@ -202,8 +203,9 @@ impl Router {
             after = last.id;
             total += page.len();
             for msg in page {
+                let snap = self.shared.snapshot.load();
                 for h in Handoff::from_rows(&msg) {
-                    self.outbound.enqueue(h);
+                    self.outbound.enqueue(h, &snap);
                 }
                 self.submit(msg).await;
             }
@@ -350,10 +352,11 @@ impl Router {
                     stats.report_sent();
                 }
             }
+            let snap = self.shared.snapshot.load();
             for mut h in plan.handoffs {
                 h.recipients.retain(|r| applied(r));
                 if !h.recipients.is_empty() {
-                    self.outbound.enqueue(h);
+                    self.outbound.enqueue(h, &snap);
                 }
             }
         }

@@ -271,9 +271,10 @@ fn queues(inst: &Instance) -> anyhow::Result<Queues> {
         .queues()?
         .into_iter()
         .filter(|q| {
-            !outbound
-                .iter()
-                .any(|l| l.destination.starts_with(&format!("{} (", q.queue)))
+            !outbound.iter().any(|l| {
+                l.destination.eq_ignore_ascii_case(&q.queue)
+                    || l.destination.starts_with(&format!("{} (", q.queue))
+            })
         })
         .collect();
     let mut lines = Vec::new();

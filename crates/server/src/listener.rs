@@ -425,6 +425,11 @@ impl SessionHandler for Handler {
             subject: fields.subject.clone(),
             received_at: chrono::Utc::now().timestamp_millis(),
             kind: MessageKind::Normal,
+            priority: match fields.importance {
+                Some(headers::Importance::High) => store::Priority::High,
+                Some(headers::Importance::Low) => store::Priority::Low,
+                _ => store::Priority::Normal,
+            },
             origin: format!(
                 "smtp {} helo={}{}",
                 s.peer.ip(),
