@@ -14,7 +14,6 @@ use toml::de::{DeTable, DeValue};
 use crate::config::ConfigurationDoc;
 use crate::directory::Directory;
 use crate::error::DirectoryError;
-use crate::keywords::{SmtpReachable, SmtpWithinLocalDomain};
 
 /// The reason every warning gives.
 pub const NOT_APPLIED: &str = "not applied yet (mailhop accepts it but does nothing with it)";
@@ -49,18 +48,6 @@ pub fn not_applied(dir: &Directory) -> Vec<DirectoryError> {
 
 fn configuration(found: &mut Found, i: usize, doc: &ConfigurationDoc) {
     let at = |keys: Vec<&'static str>| Place::new(&doc.file, doc.line, "configuration", i, keys);
-    if doc
-        .smtp_within_local_domain
-        .is_some_and(|v| v != SmtpWithinLocalDomain::Disabled)
-    {
-        found.push(at(vec!["smtp_within_local_domain"]));
-    }
-    if doc
-        .smtp_reachable
-        .is_some_and(|v| v != SmtpReachable::Always)
-    {
-        found.push(at(vec!["smtp_reachable"]));
-    }
     if doc.mailboxes.is_some_and(|n| n > 1) {
         found.push(at(vec!["mailboxes"]));
     }

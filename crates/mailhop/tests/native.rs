@@ -358,3 +358,49 @@ fn a_sender_killed_mid_transfer_loses_and_doubles_nothing() {
     drain_to_b(&domain, N);
     assert_each_once(&domain, N);
 }
+
+/// `smtp_within_local_domain = "all"`: mail for another server of the
+/// domain that listens for SMTP goes there by SMTP, straight to its port;
+/// with `smtp_reachable = "same-network"` only when the servers share a
+/// Notes named network, else natively.
+#[test]
+fn smtp_within_the_domain_when_the_directory_allows_it() {
+    let all = PAIR.replace(
+        "[[configuration]]\nserver = \"*\"\n",
+        "[[configuration]]\nserver = \"*\"\nsmtp_within_local_domain = \"all\"\n",
+    );
+    let domain = Domain::new(&all);
+    domain.start(&[], &["A/Acme", "B/Acme"]);
+    send(&domain, "a-smtp", &["jane.doe@acme.com"], "by smtp");
+    let jane = domain.wait_mail("B/Acme", "mail/jdoe", 1);
+    assert_eq!(jane.len(), 1);
+    common::wait_for(
+        || domain.stat("A/Acme", "Mail.Transferred.SMTP") == 1,
+        "the SMTP transfer counted",
+    );
+    assert_eq!(domain.stat("A/Acme", "Mail.Transferred.NRPC"), 0);
+    drop(domain);
+
+    // Not on one network, and SMTP only within one: natively, over the
+    // connection document.
+    let apart = all
+        .replace(
+            "smtp_within_local_domain = \"all\"\n",
+            "smtp_within_local_domain = \"all\"\nsmtp_reachable = \"same-network\"\n",
+        )
+        .replace(
+            "networks = [\"LAN\"]\ndata = \"data/b\"",
+            "networks = [\"WAN\"]\ndata = \"data/b\"",
+        )
+        + "\n[[connection]]\ntype = \"native\"\nsource = \"A/Acme\"\ndestination = \"B/Acme\"\nroute_at_once_if = 1\n";
+    let domain = Domain::new(&apart);
+    domain.start(&[], &["A/Acme", "B/Acme"]);
+    send(&domain, "a-smtp", &["jane.doe@acme.com"], "natively");
+    let jane = domain.wait_mail("B/Acme", "mail/jdoe", 1);
+    assert_eq!(jane.len(), 1);
+    common::wait_for(
+        || domain.stat("A/Acme", "Mail.Transferred.NRPC") == 1,
+        "the native transfer counted",
+    );
+    assert_eq!(domain.stat("A/Acme", "Mail.Transferred.SMTP"), 0);
+}

@@ -308,6 +308,30 @@ impl Resolver<'_> {
         self.server_route(server)
     }
 
+    /// SPEC §3 step 6: within the domain by SMTP instead of natively, when
+    /// `smtp_within_local_domain` allows it (mailhop stores every message
+    /// as MIME, so `mime-only` is every message), the destination listens
+    /// for SMTP, and `smtp_reachable` lets this server reach it: straight
+    /// to the destination's SMTP port, not hop by hop.
+    fn smtp_within_domain(&self, dest: &ServerDoc) -> Option<Route> {
+        use directory::{SmtpReachable, SmtpWithinLocalDomain};
+        let Context { config, server, .. } = self.ctx;
+        if config.smtp_within_local_domain == SmtpWithinLocalDomain::Disabled {
+            return None;
+        }
+        let addr = dest.listen.smtp?;
+        if config.smtp_reachable == SmtpReachable::SameNetwork && !server.shares_network_with(dest)
+        {
+            return None;
+        }
+        let literal = match addr.ip() {
+            std::net::IpAddr::V4(ip) => format!("[{ip}]:{}", addr.port()),
+            std::net::IpAddr::V6(ip) => format!("[IPv6:{ip}]:{}", addr.port()),
+        };
+        let hosts: RelayHosts = literal.parse().ok()?;
+        Some(smtp_route(&dest.name.to_string(), SmtpVia::Relay(hosts)))
+    }
+
     /// SPEC §3 step 6: towards another server of the domain.
     fn server_route(&self, target: &directory::NotesName) -> Route {
         let dir = self.ctx.dir;
@@ -321,6 +345,9 @@ impl Resolver<'_> {
                 ),
             ));
         };
+        if let Some(route) = self.smtp_within_domain(dest) {
+            return route;
+        }
         let hop = self
             .ctx
             .path_to(&dest.name)
