@@ -34,15 +34,6 @@ pub fn not_applied(dir: &Directory) -> Vec<DirectoryError> {
             found.push(at("debug", "SMTPSaveImportErrors"));
         }
     }
-    for (i, d) in dir.nonadjacent_domains.iter().enumerate() {
-        found.push(Place::new(
-            &d.file,
-            d.line,
-            "nonadjacent_domain",
-            i,
-            Vec::new(),
-        ));
-    }
     found.finish()
 }
 

@@ -501,13 +501,34 @@ impl Resolver<'_> {
     }
 
     /// SPEC §3 step 7: another Notes domain, through an adjacent domain document.
+    /// A non-adjacent domain is reached through the adjacent domain its
+    /// document names (Domino's "Route mail through domain").
     fn notes_domain_route(&self, domain: &str) -> Route {
         let Context { dir, server, .. } = self.ctx;
-        match dir
-            .adjacent_domains
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(domain))
+        let adjacent = |name: &str| {
+            dir.adjacent_domains
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case(name))
+        };
+        if adjacent(domain).is_none()
+            && let Some(n) = dir
+                .nonadjacent_domains
+                .iter()
+                .find(|n| n.name.eq_ignore_ascii_case(domain))
         {
+            return match adjacent(&n.via_domain) {
+                Some(a) if a.via_server == server.name => Route::Fail(Failure::new(
+                    "5.4.4",
+                    format!(
+                        "No route found to domain {domain} from server {} via server {}.  Check Server, Connection and Domain documents in the Domino Directory.",
+                        server.name, a.via_server
+                    ),
+                )),
+                Some(a) => self.server_route(&a.via_server),
+                None => no_route_to_domain(domain, server),
+            };
+        }
+        match adjacent(domain) {
             Some(a) if a.via_server == server.name => Route::Fail(Failure::new(
                 "5.4.4",
                 format!(

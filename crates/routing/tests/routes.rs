@@ -404,6 +404,17 @@ fn other_notes_domains_through_adjacent_domain_documents() {
     );
 }
 
+#[test]
+fn non_adjacent_domains_through_the_adjacent_domain_they_name() {
+    let d = dir(
+        "",
+        "[[adjacent_domain]]\nname = \"Partner\"\nvia_server = \"Hub/Acme\"\n\n[[nonadjacent_domain]]\nname = \"Far\"\nvia_domain = \"Partner\"\n",
+    );
+    assert!(
+        matches!(one(&d, "Fay/Far@Far"), Action::Route(Route::Server { destination, .. }) if destination == "Hub/Acme")
+    );
+}
+
 const POOL: &[&str] = &[
     "jane.doe@acme.com",
     "jdoe@acme.com",
