@@ -239,10 +239,6 @@ fn check_warns_once_per_field_not_applied() {
                 "{p}:{}: configuration[0].journal_to: {reason}",
                 line_of("journal_to")
             ),
-            format!(
-                "{p}:{}: configuration[0].low_priority_window: {reason}",
-                line_of("low_priority_window")
-            ),
         ],
         "{stdout}"
     );
