@@ -126,10 +126,29 @@ fn servers(m: &serde_json::Value) -> Vec<String> {
 fn the_least_cost_path_crosses_the_bridge() {
     let domain = Domain::new(&FIVE.replace("{CONFIG}", ""));
     domain.start(&[], &["A/Acme", "C/Acme"]);
-    send(&domain, "carol@acme.com", "over the bridge");
+    crosses_the_bridge(&domain);
+}
+
+/// The same with every server in its own process.
+#[test]
+fn the_least_cost_path_crosses_the_bridge_between_processes() {
+    let domain = Domain::new(&FIVE.replace("{CONFIG}", ""));
+    for s in ["A/Acme", "B1/Acme", "B2/Acme", "C/Acme", "E/Acme"] {
+        domain.start(&[s], &[s]);
+    }
+    crosses_the_bridge(&domain);
+}
+
+fn crosses_the_bridge(domain: &Domain) {
+    send(domain, "carol@acme.com", "over the bridge");
     let carol = domain.wait_mail("C/Acme", "mail/carol", 1);
     assert_eq!(carol.len(), 1);
     assert_eq!(servers(&carol[0]), ["A/Acme", "B1/Acme", "C/Acme"]);
+    common::wait_for(
+        || domain.stat("B1/Acme", "Mail.Transferred.NRPC") == 1,
+        "B1's transfer recorded",
+    );
+    assert_eq!(domain.stat("B2/Acme", "Mail.Transferred.NRPC"), 0);
     let log = domain.log();
     assert!(
         log.contains(
