@@ -107,6 +107,15 @@ const BLOCKING_THREADS: usize = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Cmd::Serve { .. }) {
+        // Output piped into `head` and the like: end quietly when the
+        // reader goes, as Unix tools do, instead of failing on a write.
+        // SAFETY: sets the default disposition of one signal before any
+        // thread exists; no handler runs Rust code.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(UserError(msg)) => {

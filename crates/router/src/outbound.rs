@@ -137,6 +137,9 @@ struct DestQueue {
     low: usize,
     /// `route` was said: low-priority mail goes too, until the queue empties.
     forced: bool,
+    /// Transfers of this queue holding a connection now (the per-queue
+    /// limit); a transfer recording its outcome no longer counts.
+    sending: u32,
 }
 
 impl DestQueue {
@@ -152,6 +155,7 @@ impl DestQueue {
             high: 0,
             low: 0,
             forced: false,
+            sending: 0,
         }
     }
 
@@ -610,6 +614,34 @@ impl Outbound {
     }
 }
 
+/// A transfer's thread and its place under its queue's limit: given back
+/// as soon as the message went (or could not go), before the outcome is
+/// recorded, so the next transfer need not wait for that write.
+struct Slot {
+    out: Arc<Outbound>,
+    queue: String,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    fn release(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        if let Some(q) = lock(&self.out.queues).get_mut(&self.queue) {
+            q.sending = q.sending.saturating_sub(1);
+        }
+        self.out.threads.finish(permit);
+        self.out.wake.notify_one();
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// How one transfer ended, for its queue.
 enum Finished {
     /// Nothing (more) to send for it: recorded, deleted, held.
@@ -649,7 +681,7 @@ impl Router {
                         // The scheduled time came.
                         q.state = QueueState::Ready;
                     }
-                    while q.busy() < per_queue {
+                    while q.sending < per_queue {
                         if out.threads.available() == 0 {
                             break 'queues;
                         }
@@ -661,6 +693,7 @@ impl Router {
                             break 'queues;
                         };
                         q.in_flight.insert(entry.message);
+                        q.sending += 1;
                         started.push((name.clone(), q.via.clone(), entry, permit));
                     }
                 }
@@ -673,10 +706,15 @@ impl Router {
                 let router = self.clone();
                 tokio::spawn(async move {
                     let id = entry.message;
-                    let finished = router.transfer_one(&queue, via, entry).await;
+                    let mut slot = Slot {
+                        out: router.outbound().clone(),
+                        queue: queue.clone(),
+                        permit: Some(permit),
+                    };
+                    let finished = router.transfer_one(&queue, via, entry, &mut slot).await;
+                    slot.release();
                     let out = router.outbound();
                     out.finished(&queue, id, finished);
-                    out.threads.finish(permit);
                     out.wake.notify_one();
                 });
             }
@@ -687,7 +725,7 @@ impl Router {
         }
     }
 
-    async fn transfer_one(&self, queue: &str, via: Via, entry: Entry) -> Finished {
+    async fn transfer_one(&self, queue: &str, via: Via, entry: Entry, slot: &mut Slot) -> Finished {
         let id = entry.message;
         let entry_priority = entry.priority;
         let store = self.shared().store.clone();
@@ -777,6 +815,9 @@ impl Router {
                 Err(reason) => crate::native::not_sent(&rcpts, reason),
             },
         };
+        // The message went (or could not): the next transfer may start
+        // while this one's outcome is recorded.
+        slot.release();
 
         let now = now_ms();
         let server = snap.server.name.to_string();
