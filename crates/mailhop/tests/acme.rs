@@ -36,10 +36,7 @@ fn template(dns: SocketAddr) -> String {
         } else {
             0
         };
-        let digits = after[sep..]
-            .bytes()
-            .take_while(u8::is_ascii_digit)
-            .count();
+        let digits = after[sep..].bytes().take_while(u8::is_ascii_digit).count();
         let head = at + "127.0.0.1".len() + sep;
         out.push_str(&rest[..head]);
         if sep > 0 && digits > 0 {
@@ -282,6 +279,10 @@ fn refused_recipient_is_reported_to_jane(acme: &Acme) {
         .mailfile_show("Mail/Acme", "mail/jdoe", report["id"].as_u64().unwrap());
     assert!(text.contains("reject-me@example.org"), "{text}");
     assert!(text.contains("550 5.1.1"), "{text}");
+    assert!(
+        text.contains("Routing path: Mail/Acme, SMTP/Acme"),
+        "{text}"
+    );
     assert!(text.contains("Subject: to a refused address"), "{text}");
     assert!(
         !acme
@@ -330,5 +331,8 @@ fn the_example_checks() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("valid (2 servers, 2 persons, 1 groups)"), "{stdout}");
+    assert!(
+        stdout.contains("valid (2 servers, 2 persons, 1 groups)"),
+        "{stdout}"
+    );
 }
