@@ -376,7 +376,9 @@ impl Outbound {
         let c = &snap.config;
         let key = TransferKey {
             helo: snap.server.hostname.clone(),
-            per_target: usize::from(c.max_concurrent_transfers).max(1),
+            // Idle connections kept per target: as many as may run to one
+            // (a next server of the domain may take every transfer thread).
+            per_target: usize::from(c.max_concurrent_transfers.max(c.transfer_threads)).max(1),
             port: c.outbound_smtp_port,
             hosts: c.host_name_resolution == directory::HostNameResolution::Hosts,
             dns: c.dns_servers.clone(),
@@ -665,7 +667,11 @@ impl Router {
         let out = self.outbound().clone();
         loop {
             let snap = self.shared().snapshot.load_full();
-            let per_queue = u32::from(snap.config.max_concurrent_transfers).max(1);
+            // "Maximum concurrent transfer threads" bounds what one SMTP
+            // destination gets; the next server of the domain may take
+            // every transfer thread.
+            let per_smtp = u32::from(snap.config.max_concurrent_transfers).max(1);
+            let per_native = u32::from(snap.config.transfer_threads).max(per_smtp);
             let now = now_ms();
             let mut started = Vec::new();
             let low_window =
@@ -681,6 +687,10 @@ impl Router {
                         // The scheduled time came.
                         q.state = QueueState::Ready;
                     }
+                    let per_queue = match q.via {
+                        Via::Native(_) => per_native,
+                        Via::Smtp(_) => per_smtp,
+                    };
                     while q.sending < per_queue {
                         if out.threads.available() == 0 {
                             break 'queues;
