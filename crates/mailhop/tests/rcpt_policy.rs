@@ -234,12 +234,10 @@ fn check_warns_once_per_field_not_applied() {
     let reason = "not applied yet (mailhop accepts it but does nothing with it)";
     assert_eq!(
         warnings,
-        [
-            format!(
-                "{p}:{}: configuration[0].journal_to: {reason}",
-                line_of("journal_to")
-            ),
-        ],
+        [format!(
+            "{p}:{}: configuration[0].journal_to: {reason}",
+            line_of("journal_to")
+        ),],
         "{stdout}"
     );
     assert!(stdout.contains("valid"), "{stdout}");
