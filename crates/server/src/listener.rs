@@ -51,16 +51,27 @@ pub(crate) async fn start(
     kind: SmtpListenerKind,
     addr: SocketAddr,
 ) -> anyhow::Result<(crate::instance::Stop, SocketAddr)> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("SMTP Server: cannot listen on {addr}: {e}"))?;
-    let bound = listener.local_addr()?;
-    let (tx, rx) = oneshot::channel();
     let handler: Arc<dyn SessionHandler> = Arc::new(Handler {
         inst: Arc::downgrade(&inst),
         kind,
         names: ClientNames::default(),
     });
+    serve_on(&inst, addr, handler, "SMTP Server").await
+}
+
+/// Binds `addr` and runs SMTP sessions on it with `handler` until stopped;
+/// `label` names the task in the log ("SMTP Server", "NRPC Server").
+pub(crate) async fn serve_on(
+    inst: &Arc<Instance>,
+    addr: SocketAddr,
+    handler: Arc<dyn SessionHandler>,
+    label: &str,
+) -> anyhow::Result<(crate::instance::Stop, SocketAddr)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("{label}: cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel();
     let stats = inst.smtp_stats.clone();
     let running = tokio::spawn(async move {
         let _ = smtp::serve(listener, handler, stats, async {
@@ -69,18 +80,39 @@ pub(crate) async fn start(
         .await;
     });
     info!(
-        "SMTP Server: Listening for connect requests on TCP Port {}",
+        "{label}: Listening for connect requests on TCP Port {}",
         bound.port()
     );
     Ok(((tx, running), bound))
 }
 
-fn unavailable() -> Reply {
+pub(crate) fn unavailable() -> Reply {
     Reply::new(
         421,
         (4, 3, 0),
         "Service not available, closing transmission channel",
     )
+}
+
+/// `421`: the store cannot be trusted, so no new mail; the client hears why.
+pub(crate) fn store_failed(inst: &Instance, why: &str) -> Reply {
+    Reply::new(
+        421,
+        (4, 3, 0),
+        format!(
+            "{} Service not available, closing transmission channel: the mail store failed ({why})",
+            inst.snapshot().server.hostname
+        ),
+    )
+}
+
+/// The reply to a message the store did not take: `421` when the store
+/// cannot be trusted (close, as a server shutting down would), else `451`.
+pub(crate) fn not_stored(inst: &Instance) -> Reply {
+    match inst.store.health() {
+        Err(why) => store_failed(inst, &why),
+        Ok(()) => Reply::temporary_failure("Requested action aborted: local error in processing"),
+    }
 }
 
 impl Handler {
@@ -333,17 +365,7 @@ impl SessionHandler for Handler {
     /// No new mail while the store cannot be trusted.
     async fn mail_from(&self, _s: &SessionInfo, _from: &str) -> Result<(), Reply> {
         let inst = self.inst()?;
-        match inst.store.health() {
-            Ok(()) => Ok(()),
-            Err(why) => Err(Reply::new(
-                421,
-                (4, 3, 0),
-                format!(
-                    "{} Service not available, closing transmission channel: the mail store failed ({why})",
-                    inst.snapshot().server.hostname
-                ),
-            )),
-        }
+        inst.store.health().map_err(|why| store_failed(&inst, &why))
     }
 
     async fn rcpt_to(&self, s: &SessionInfo, _env: &Envelope, rcpt: &str) -> Result<(), Reply> {
@@ -450,20 +472,7 @@ impl SessionHandler for Handler {
             }
             Err(e) => {
                 tracing::error!("SMTP Server: message not stored: {e}");
-                match inst.store.health() {
-                    // The store cannot be trusted: say so and close, as a server shutting down would.
-                    Err(why) => Err(Reply::new(
-                        421,
-                        (4, 3, 0),
-                        format!(
-                            "{} Service not available, closing transmission channel: the mail store failed ({why})",
-                            inst.snapshot().server.hostname
-                        ),
-                    )),
-                    Ok(()) => Err(Reply::temporary_failure(
-                        "Requested action aborted: local error in processing",
-                    )),
-                }
+                Err(not_stored(&inst))
             }
         }
     }

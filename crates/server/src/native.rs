@@ -14,12 +14,11 @@ use smtp::{
     AuthPolicy, Envelope, ListenerConfig, ListenerKind, Reply, SessionHandler, SessionInfo,
 };
 use store::{Hop, Incoming, MessageKind, Priority, TransferOrigin};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tracing::{info, warn};
 use transfer::Items;
 
 use crate::instance::Instance;
+use crate::listener;
 
 /// Room for the routing items line on top of the largest message allowed.
 const ITEMS_ALLOWANCE: u64 = 64 * 1024;
@@ -35,39 +34,15 @@ pub(crate) async fn start(
     inst: Arc<Instance>,
     addr: SocketAddr,
 ) -> anyhow::Result<(crate::instance::Stop, SocketAddr)> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("NRPC Server: cannot listen on {addr}: {e}"))?;
-    let bound = listener.local_addr()?;
-    let (tx, rx) = oneshot::channel();
     let handler: Arc<dyn SessionHandler> = Arc::new(NativeHandler {
         inst: Arc::downgrade(&inst),
     });
-    let stats = inst.smtp_stats.clone();
-    let running = tokio::spawn(async move {
-        let _ = smtp::serve(listener, handler, stats, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    info!(
-        "NRPC Server: Listening for connect requests on TCP Port {}",
-        bound.port()
-    );
-    Ok(((tx, running), bound))
-}
-
-fn unavailable() -> Reply {
-    Reply::new(
-        421,
-        (4, 3, 0),
-        "Service not available, closing transmission channel",
-    )
+    listener::serve_on(&inst, addr, handler, "NRPC Server").await
 }
 
 impl NativeHandler {
     fn inst(&self) -> Result<Arc<Instance>, Reply> {
-        self.inst.upgrade().ok_or_else(unavailable)
+        self.inst.upgrade().ok_or_else(listener::unavailable)
     }
 }
 
@@ -136,16 +111,9 @@ impl SessionHandler for NativeHandler {
                 ),
             ));
         }
-        inst.store.health().map_err(|why| {
-            Reply::new(
-                421,
-                (4, 3, 0),
-                format!(
-                    "{} Service not available, closing transmission channel: the mail store failed ({why})",
-                    snap.server.hostname
-                ),
-            )
-        })
+        inst.store
+            .health()
+            .map_err(|why| listener::store_failed(&inst, &why))
     }
 
     /// The sender routed every recipient already: any well-formed address is taken.
@@ -221,18 +189,7 @@ impl SessionHandler for NativeHandler {
             }
             Err(e) => {
                 tracing::error!("NRPC Server: message from {from_server} not stored: {e}");
-                Err(match inst.store.health() {
-                    Err(why) => Reply::new(
-                        421,
-                        (4, 3, 0),
-                        format!(
-                            "Service not available, closing transmission channel: the mail store failed ({why})"
-                        ),
-                    ),
-                    Ok(()) => Reply::temporary_failure(
-                        "Requested action aborted: local error in processing",
-                    ),
-                })
+                Err(listener::not_stored(&inst))
             }
         }
     }

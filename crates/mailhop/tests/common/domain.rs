@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use super::{BIN, free_port, wait_for};
 
@@ -170,17 +169,14 @@ impl Domain {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Waits until `mail_file` on `server` holds at least `n` messages (at
-    /// most 30 s); returns what it holds.
+    /// Waits until `mail_file` on `server` holds at least `n` messages;
+    /// returns what it holds then (callers count the copies).
     pub fn wait_mail(&self, server: &str, mail_file: &str, n: usize) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let m = self.mailfile(server, mail_file);
-            if m.len() >= n || Instant::now() > deadline {
-                return m;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(
+            || self.mailfile(server, mail_file).len() >= n,
+            &format!("{n} messages in {mail_file} on {server}"),
+        );
+        self.mailfile(server, mail_file)
     }
 }
 
