@@ -198,6 +198,14 @@ CREATE TABLE transfers_in (
 INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', abs(random() % 9007199254740991));
 "#,
     ),
+    Migration::Sql(
+        r#"
+-- The routing events are read in time order (events_time) and filtered;
+-- an index on the Message-ID, a random key, cost one more page written
+-- per message and no query used it.
+DROP INDEX IF EXISTS events_message_id;
+"#,
+    ),
 ];
 
 fn open_error(path: &Path, reason: impl ToString) -> StoreError {
