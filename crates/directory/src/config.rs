@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use crate::error::ValueError;
 use crate::keywords::{
-    AddressLookup, HostNameResolution, RelayEnforcement, SmtpReachable, SmtpWithinLocalDomain,
+    AddressLookup, DnsblAction, HostNameResolution, RelayEnforcement, SmtpReachable,
+    SmtpWithinLocalDomain,
 };
 use crate::names::NotesName;
 use crate::patterns::{HostPattern, ListEntry};
@@ -136,6 +137,18 @@ pub struct Inbound {
     pub allow_senders: Vec<ListEntry>,
     pub deny_recipients: Vec<ListEntry>,
     pub allow_recipients: Vec<ListEntry>,
+    /// "Verify connecting host name in DNS": a client without a
+    /// forward-confirmed reverse DNS name is refused at connect.
+    pub verify_connecting_host: bool,
+    /// "Allow connections only from the following SMTP Internet host names/IP addresses".
+    pub allow_connections: Vec<HostPattern>,
+    /// "Deny connections from the following SMTP Internet host names/IP addresses".
+    pub deny_connections: Vec<HostPattern>,
+    /// "Verify sender's domain in DNS": the sender's domain must have an MX or an address.
+    pub verify_sender_domain: bool,
+    /// DNS blacklist zones asked about each unauthenticated client.
+    pub dnsbl_zones: Vec<String>,
+    pub dnsbl_action: DnsblAction,
 }
 
 impl Default for Inbound {
@@ -153,6 +166,12 @@ impl Default for Inbound {
             allow_senders: Vec::new(),
             deny_recipients: Vec::new(),
             allow_recipients: Vec::new(),
+            verify_connecting_host: false,
+            allow_connections: Vec::new(),
+            deny_connections: Vec::new(),
+            verify_sender_domain: false,
+            dnsbl_zones: Vec::new(),
+            dnsbl_action: DnsblAction::Reject,
         }
     }
 }
@@ -277,6 +296,12 @@ pub struct InboundDoc {
     pub allow_senders: Option<Vec<ListEntry>>,
     pub deny_recipients: Option<Vec<ListEntry>>,
     pub allow_recipients: Option<Vec<ListEntry>>,
+    pub verify_connecting_host: Option<bool>,
+    pub allow_connections: Option<Vec<HostPattern>>,
+    pub deny_connections: Option<Vec<HostPattern>>,
+    pub verify_sender_domain: Option<bool>,
+    pub dnsbl_zones: Option<Vec<String>>,
+    pub dnsbl_action: Option<DnsblAction>,
 }
 
 /// `[configuration.outbound]` as written.
@@ -403,7 +428,8 @@ impl ConfigurationDoc {
         overlay!(config.inbound, self.inbound;
             relay_enforcement, internal_hosts, relay_exempt_hosts, authenticated_may_relay,
             allow_relay_to, deny_relay_to, allow_relay_from, deny_relay_from, deny_senders,
-            allow_senders, deny_recipients, allow_recipients,
+            allow_senders, deny_recipients, allow_recipients, verify_connecting_host,
+            allow_connections, deny_connections, verify_sender_domain, dnsbl_zones, dnsbl_action,
         );
         overlay!(config.outbound, self.outbound; deny_to, allow_to, allow_from, deny_from);
     }

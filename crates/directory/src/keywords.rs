@@ -86,6 +86,10 @@ keywords! {
     /// `inbound.relay_enforcement`: which connecting hosts are checked.
     RelayEnforcement default External { All = "all", External = "external", None = "none" }
 
+    /// `inbound.dnsbl_action`: what a client listed by a DNS blacklist gets
+    /// (Domino's "Log only", "Log and tag message", "Log and reject message").
+    DnsblAction default Reject { Reject = "reject", Tag = "tag", Log = "log" }
+
     /// `[[connection]] type`.
     ConnectionType default Native { Native = "native", Smtp = "smtp" }
 }

@@ -38,7 +38,7 @@ pub use docs::{
 };
 pub use error::{DirectoryError, DirectoryErrors, ValueError};
 pub use keywords::{
-    AddressLookup, ConnectionType, HostNameResolution, InternetAuth, LocalPartFrom,
+    AddressLookup, ConnectionType, DnsblAction, HostNameResolution, InternetAuth, LocalPartFrom,
     RelayEnforcement, SmtpAuth, SmtpReachable, SmtpWithinLocalDomain,
 };
 pub use names::NotesName;

@@ -970,6 +970,12 @@ fn inbound_doc(r: &mut Report, t: &Table<'_, '_>) -> InboundDoc {
             "allow_senders",
             "deny_recipients",
             "allow_recipients",
+            "verify_connecting_host",
+            "allow_connections",
+            "deny_connections",
+            "verify_sender_domain",
+            "dnsbl_zones",
+            "dnsbl_action",
         ],
     );
     InboundDoc {
@@ -985,6 +991,12 @@ fn inbound_doc(r: &mut Report, t: &Table<'_, '_>) -> InboundDoc {
         allow_senders: t.list(r, "allow_senders", parsed),
         deny_recipients: t.list(r, "deny_recipients", parsed),
         allow_recipients: t.list(r, "allow_recipients", parsed),
+        verify_connecting_host: t.opt(r, "verify_connecting_host", boolean),
+        allow_connections: t.list(r, "allow_connections", parsed),
+        deny_connections: t.list(r, "deny_connections", parsed),
+        verify_sender_domain: t.opt(r, "verify_sender_domain", boolean),
+        dnsbl_zones: t.list(r, "dnsbl_zones", checked(domain_name)),
+        dnsbl_action: t.opt(r, "dnsbl_action", parsed),
     }
 }
 

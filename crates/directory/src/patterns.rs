@@ -299,6 +299,17 @@ impl HostPattern {
             HostPattern::Any => true,
         }
     }
+
+    /// Ranks matching patterns as list entries are ranked: a host name >
+    /// longer `*.suffix` > longer CIDR prefix > `*`.
+    pub fn specificity(&self) -> u32 {
+        match self {
+            HostPattern::Any => 0,
+            HostPattern::Cidr(c) => 1 + u32::from(c.prefix),
+            HostPattern::Suffix(d) => 1_000 + u32::try_from(d.len()).unwrap_or(u32::MAX / 4),
+            HostPattern::Name(_) => 10_000,
+        }
+    }
 }
 
 impl FromStr for HostPattern {

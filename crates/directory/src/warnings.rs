@@ -48,17 +48,6 @@ fn configuration(found: &mut Found, i: usize, doc: &ConfigurationDoc) {
     if doc.rules.as_ref().is_some_and(|r| !r.is_empty()) {
         found.push(at(vec!["rule"]));
     }
-    let inbound = &doc.inbound;
-    for (key, list) in [
-        ("deny_senders", &inbound.deny_senders),
-        ("allow_senders", &inbound.allow_senders),
-        ("deny_recipients", &inbound.deny_recipients),
-        ("allow_recipients", &inbound.allow_recipients),
-    ] {
-        if list.as_ref().is_some_and(|l| !l.is_empty()) {
-            found.push(at(vec!["inbound", key]));
-        }
-    }
 }
 
 /// Where a field is: the document (`top[index]`, header at `line` of `file`)

@@ -65,7 +65,6 @@ fn each_field_set_but_not_applied_is_named_once_at_its_line() {
             "smtpsaveimporterrors",
             "server[0].debug.SMTPSaveImportErrors",
         ),
-        ("deny_senders", "configuration[0].inbound.deny_senders"),
         ("[[configuration.rule]]", "configuration[0].rule"),
     ]
     .into_iter()

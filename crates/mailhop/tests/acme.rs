@@ -102,34 +102,6 @@ impl Acme {
     }
 }
 
-/// An SMTP client whose socket is bound to `local` before it connects, as a
-/// server on the Internet would be; it has said EHLO.
-fn connect_from(local: Ipv4Addr, to: SocketAddr) -> RawSmtp {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
-    let stream = rt.block_on(async {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::from((local, 0))).unwrap();
-        socket.connect(to).await.unwrap().into_std().unwrap()
-    });
-    stream.set_nonblocking(false).unwrap();
-    assert_eq!(stream.local_addr().unwrap().ip(), local);
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    let mut c = RawSmtp {
-        r: std::io::BufReader::new(stream.try_clone().unwrap()),
-        w: stream,
-    };
-    let greet = c.reply();
-    assert!(greet.starts_with("220"), "greeting: {greet}");
-    let ehlo = c.cmd("EHLO mx.example.org");
-    assert!(ehlo.starts_with("250"), "EHLO: {ehlo}");
-    c
-}
-
 /// Jane authenticates on Mail/Acme's SMTP port with AUTH PLAIN (Python's
 /// smtplib) and sends one message.
 fn jane_sends(acme: &Acme, to: &str, subject: &str) {
@@ -163,7 +135,7 @@ print("sent")
 /// (a) Internet → SMTP/Acme → Mail/Acme → Jane's mail file, once.
 fn internet_mail_reaches_jane(acme: &Acme) {
     let subject = "from the Internet";
-    let mut c = connect_from(INTERNET_CLIENT, acme.gateway());
+    let mut c = RawSmtp::connect_from(INTERNET_CLIENT, acme.gateway());
     let r = c.mail(
         "friend@example.org",
         &["jane.doe@acme.com"],
@@ -199,14 +171,14 @@ fn internet_mail_reaches_jane(acme: &Acme) {
 
 /// (c) SMTP/Acme relays for no one; Mail/Acme takes no mail without AUTH.
 fn no_one_relays_anonymously(acme: &Acme) {
-    let mut c = connect_from(INTERNET_CLIENT, acme.gateway());
+    let mut c = RawSmtp::connect_from(INTERNET_CLIENT, acme.gateway());
     let r = c.cmd("MAIL FROM:<spammer@example.net>");
     assert!(r.starts_with("250"), "MAIL: {r}");
     let r = c.cmd("RCPT TO:<someone@example.org>");
     assert!(r.starts_with("550 5.7.1"), "anonymous relaying: {r}");
     c.cmd("QUIT");
 
-    let mut c = connect_from(INTERNET_CLIENT, acme.mail_server());
+    let mut c = RawSmtp::connect_from(INTERNET_CLIENT, acme.mail_server());
     let r = c.cmd("MAIL FROM:<jane.doe@acme.com>");
     assert!(r.starts_with("530"), "MAIL without AUTH: {r}");
     c.cmd("QUIT");

@@ -7,6 +7,7 @@
 //! clock: the router, `trace` and the tests all call the same code.
 
 mod address;
+pub mod inbound;
 mod policy;
 mod postmaster;
 mod resolve;

@@ -126,6 +126,8 @@ pub struct Instance {
     /// The native protocol's mutual TLS, from the server ID; `None` without one.
     pub(crate) native_tls: Option<certify::DomainTls>,
     pub(crate) auth_failures: crate::auth::Throttle,
+    /// Refusals of the inbound controls and DNS blacklist hits.
+    pub(crate) control_stats: crate::controls::ControlStats,
     pub(crate) auth_cache: crate::auth::AuthCache,
     console_stop: Mutex<Option<oneshot::Sender<()>>>,
 }
@@ -182,6 +184,7 @@ impl Instance {
             server_id,
             native_tls,
             auth_failures: crate::auth::Throttle::default(),
+            control_stats: crate::controls::ControlStats::default(),
             auth_cache: crate::auth::AuthCache::default(),
             console_stop: Mutex::new(None),
         });

@@ -9,6 +9,8 @@ mod access;
 mod auth;
 mod commands;
 mod control;
+mod controls;
+mod dnscheck;
 pub mod ids;
 mod instance;
 mod listener;

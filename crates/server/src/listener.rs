@@ -1,16 +1,8 @@
 //! The SMTP listener's policy: what the `smtp` crate asks, the server answers
 //! from the directory (recipients, relaying, AUTH) and the store (DATA).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
-
-use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query};
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use hickory_resolver::{Resolver, TokioResolver};
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
 
 use smtp::{
     AuthPolicy, Envelope, ListenerConfig, ListenerKind, Reply, SessionHandler, SessionInfo,
@@ -20,7 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing::info;
 
-use crate::instance::{Instance, lock};
+use crate::controls::Controls;
+use crate::instance::Instance;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SmtpListenerKind {
@@ -42,7 +35,7 @@ impl SmtpListenerKind {
 struct Handler {
     inst: Weak<Instance>,
     kind: SmtpListenerKind,
-    names: ClientNames,
+    controls: Controls,
 }
 
 /// Bind and serve; the sender stops the listener, the handle ends with it.
@@ -54,7 +47,7 @@ pub(crate) async fn start(
     let handler: Arc<dyn SessionHandler> = Arc::new(Handler {
         inst: Arc::downgrade(&inst),
         kind,
-        names: ClientNames::default(),
+        controls: Controls::default(),
     });
     serve_on(&inst, addr, handler, "SMTP Server").await
 }
@@ -119,204 +112,6 @@ impl Handler {
     fn inst(&self) -> Result<Arc<Instance>, Reply> {
         self.inst.upgrade().ok_or_else(unavailable)
     }
-
-    /// The client's forward-confirmed host name, looked up once per session
-    /// and only when a host list of `[configuration.inbound]` holds a name
-    /// pattern.
-    async fn client_name(&self, s: &SessionInfo, config: &directory::Config) -> Option<String> {
-        if !names_in_host_lists(&config.inbound) {
-            return None;
-        }
-        let key = (s.session_id, s.peer);
-        if let Some((_, name)) = lock(&self.names.sessions).get(&key) {
-            return name.clone();
-        }
-        let name = match self.names.resolver(&config.dns_servers) {
-            Some(r) => tokio::time::timeout(
-                NAME_LOOKUP_TIMEOUT,
-                forward_confirmed(&r, &config.dns_servers, s.peer.ip()),
-            )
-            .await
-            .ok()
-            .flatten(),
-            None => None,
-        };
-        let now = Instant::now();
-        let mut sessions = lock(&self.names.sessions);
-        sessions.retain(|_, (at, _)| now.duration_since(*at) < NAME_CACHE_AGE);
-        sessions.insert(key, (now, name.clone()));
-        name
-    }
-}
-
-/// The longest a client name lookup (PTR, then A/AAAA) may take.
-const NAME_LOOKUP_TIMEOUT: Duration = Duration::from_secs(4);
-/// A session's name is forgotten after this (sessions are shorter).
-const NAME_CACHE_AGE: Duration = Duration::from_secs(600);
-
-/// A session: its id and the client's address.
-type SessionKey = (u64, SocketAddr);
-
-/// Client host names already looked up, per session, and the resolver.
-#[derive(Default)]
-struct ClientNames {
-    sessions: Mutex<HashMap<SessionKey, (Instant, Option<String>)>>,
-    resolver: Mutex<Option<(Vec<SocketAddr>, Arc<TokioResolver>)>>,
-}
-
-impl ClientNames {
-    /// A resolver asking `dns_servers` (empty: the system's), rebuilt when
-    /// they change.
-    fn resolver(&self, dns_servers: &[SocketAddr]) -> Option<Arc<TokioResolver>> {
-        let mut slot = lock(&self.resolver);
-        if let Some((servers, r)) = slot.as_ref()
-            && servers.as_slice() == dns_servers
-        {
-            return Some(r.clone());
-        }
-        let mut builder = if dns_servers.is_empty() {
-            TokioResolver::builder_tokio()
-                .map_err(|e| tracing::warn!("SMTP Server: no DNS resolver for client names: {e}"))
-                .ok()?
-        } else {
-            let servers = dns_servers.iter().map(|server| {
-                let mut ns = NameServerConfig::udp_and_tcp(server.ip());
-                for connection in &mut ns.connections {
-                    connection.port = server.port();
-                }
-                ns
-            });
-            let mut builder = Resolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers.collect()),
-                TokioRuntimeProvider::default(),
-            );
-            builder.options_mut().use_hosts_file = ResolveHosts::Never;
-            builder
-        };
-        builder.options_mut().timeout = Duration::from_secs(2);
-        builder.options_mut().attempts = 1;
-        let r = Arc::new(
-            builder
-                .build()
-                .map_err(|e| tracing::warn!("SMTP Server: no DNS resolver for client names: {e}"))
-                .ok()?,
-        );
-        *slot = Some((dns_servers.to_vec(), r.clone()));
-        Some(r)
-    }
-}
-
-/// Does any host list of `[configuration.inbound]` hold a host name pattern?
-fn names_in_host_lists(inbound: &directory::Inbound) -> bool {
-    use directory::{HostPattern, ListEntry};
-    let hosts = [&inbound.internal_hosts, &inbound.relay_exempt_hosts];
-    let entries = [&inbound.allow_relay_from, &inbound.deny_relay_from];
-    hosts
-        .iter()
-        .flat_map(|l| l.iter())
-        .any(|h| matches!(h, HostPattern::Name(_) | HostPattern::Suffix(_)))
-        || entries
-            .iter()
-            .flat_map(|l| l.iter())
-            .any(|e| matches!(e, ListEntry::Domain(_) | ListEntry::SubdomainsOf(_)))
-}
-
-/// Forward-confirmed reverse DNS: the first name of the client address's
-/// PTR records whose A/AAAA records contain that address, in lower case
-/// without the final dot.
-async fn forward_confirmed(
-    resolver: &TokioResolver,
-    dns_servers: &[SocketAddr],
-    ip: IpAddr,
-) -> Option<String> {
-    let ip = ip.to_canonical();
-    let servers = if dns_servers.is_empty() {
-        system_dns_servers()
-    } else {
-        dns_servers.to_vec()
-    };
-    for name in ptr_names(&servers, ip).await {
-        let addrs = match resolver.lookup_ip(name.as_str()).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!("SMTP Server: host name {name} of {ip} not confirmed: {e}");
-                continue;
-            }
-        };
-        if addrs.iter().any(|a| a.to_canonical() == ip) {
-            return Some(name.trim_end_matches('.').to_ascii_lowercase());
-        }
-        tracing::debug!("SMTP Server: host name {name} of {ip} does not resolve back to it");
-    }
-    None
-}
-
-/// The name servers of the system configuration (`/etc/resolv.conf`).
-fn system_dns_servers() -> Vec<SocketAddr> {
-    match hickory_resolver::system_conf::read_system_conf() {
-        Ok((config, _)) => config
-            .name_servers()
-            .iter()
-            .map(|ns| {
-                let port = ns.connections.first().map_or(53, |c| c.port);
-                SocketAddr::new(ns.ip, port)
-            })
-            .collect(),
-        Err(e) => {
-            tracing::warn!("SMTP Server: no system DNS servers for client names: {e}");
-            Vec::new()
-        }
-    }
-}
-
-/// The PTR names of `ip`, asked of each server in turn over UDP until one
-/// answers. Asked directly: the resolver answers every loopback address
-/// with `localhost` itself (RFC 6761), whatever the servers publish.
-async fn ptr_names(servers: &[SocketAddr], ip: IpAddr) -> Vec<String> {
-    let mut query = Message::new(rand::random(), MessageType::Query, OpCode::Query);
-    query.metadata.recursion_desired = true;
-    query.add_query(Query::query(Name::from(ip), RecordType::PTR));
-    let Ok(bytes) = query.to_vec() else {
-        return Vec::new();
-    };
-    for server in servers {
-        let bind: SocketAddr = if server.is_ipv4() {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let Ok(socket) = tokio::net::UdpSocket::bind(bind).await else {
-            continue;
-        };
-        if socket.connect(server).await.is_err() || socket.send(&bytes).await.is_err() {
-            continue;
-        }
-        let mut buf = vec![0u8; 4096];
-        let answer = loop {
-            match tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await {
-                Ok(Ok(n)) => match Message::from_vec(&buf[..n]) {
-                    Ok(m) if m.metadata.id == query.metadata.id => break Some(m),
-                    _ => continue,
-                },
-                _ => break None,
-            }
-        };
-        let Some(answer) = answer else {
-            tracing::debug!(
-                "SMTP Server: DNS server {server} did not answer the PTR query of {ip}"
-            );
-            continue;
-        };
-        return answer
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::PTR(p) => Some(p.0.to_ascii()),
-                _ => None,
-            })
-            .collect();
-    }
-    Vec::new()
 }
 
 #[async_trait::async_trait]
@@ -362,10 +157,30 @@ impl SessionHandler for Handler {
         })
     }
 
-    /// No new mail while the store cannot be trusted.
-    async fn mail_from(&self, _s: &SessionInfo, _from: &str) -> Result<(), Reply> {
+    /// The connection controls of `[configuration.inbound]`.
+    async fn connect(&self, s: &SessionInfo) -> Result<(), Reply> {
         let inst = self.inst()?;
-        inst.store.health().map_err(|why| store_failed(&inst, &why))
+        let snap = inst.snapshot();
+        self.controls
+            .connect(&inst.control_stats, s, &snap.config)
+            .await
+    }
+
+    fn disconnected(&self, s: &SessionInfo) {
+        self.controls.forget(s);
+    }
+
+    /// No new mail while the store cannot be trusted; then the sender
+    /// controls, the sender's domain and the DNS blacklists.
+    async fn mail_from(&self, s: &SessionInfo, from: &str) -> Result<(), Reply> {
+        let inst = self.inst()?;
+        inst.store
+            .health()
+            .map_err(|why| store_failed(&inst, &why))?;
+        let snap = inst.snapshot();
+        self.controls
+            .mail_from(&inst.control_stats, s, &snap.config, from)
+            .await
     }
 
     async fn rcpt_to(&self, s: &SessionInfo, _env: &Envelope, rcpt: &str) -> Result<(), Reply> {
@@ -383,32 +198,28 @@ impl SessionHandler for Handler {
         if routing::is_postmaster(ctx, &parsed) {
             return Ok(());
         }
-        let inbound = &snap.config.inbound;
-        let notes_form = match &parsed {
-            routing::Address::Internet { domain, .. }
-                if !snap.dir.is_local_internet_domain(&snap.server, domain) =>
-            {
-                let name = self.client_name(s, &snap.config).await;
-                return if relay_allowed(inbound, s, name.as_deref(), rcpt) {
-                    Ok(())
-                } else {
-                    Err(Reply::relay_denied())
-                };
+        // Whether the recipient leaves the local domains (relaying), and
+        // whether it was given as a Notes name.
+        let (external, relaying, notes_form) = match &parsed {
+            routing::Address::Internet { domain, .. } => {
+                let external = !snap.dir.is_local_internet_domain(&snap.server, domain);
+                (external, external, false)
             }
-            routing::Address::Internet { .. } => false,
+            // Another Notes domain reached from SMTP is relaying: only for
+            // clients that may relay, and any client that logged in.
             routing::Address::Notes {
                 domain: Some(d), ..
             } if !d.trim().eq_ignore_ascii_case(&snap.dir.domain.name) => {
-                // Another Notes domain reached from SMTP is relaying: only
-                // for clients that may relay.
-                let name = self.client_name(s, &snap.config).await;
-                if s.authenticated.is_none() && !relay_allowed(inbound, s, name.as_deref(), rcpt) {
-                    return Err(Reply::relay_denied());
-                }
-                true
+                (false, s.authenticated.is_none(), true)
             }
-            routing::Address::Notes { .. } => true,
+            routing::Address::Notes { .. } => (false, false, true),
         };
+        self.controls
+            .rcpt(&inst.control_stats, s, &snap.config, rcpt, relaying)
+            .await?;
+        if external {
+            return Ok(());
+        }
         // A Notes name from an unauthenticated client is always checked: it
         // must be a local name, never accepted to bounce to a forged sender.
         let checked =
@@ -436,6 +247,22 @@ impl SessionHandler for Handler {
         message: Vec<u8>,
     ) -> Result<String, Reply> {
         let inst = self.inst()?;
+        let mut message = message;
+        if let Some(listed) = self.controls.tag(s, &inst.snapshot().config) {
+            // `dnsbl_action = "tag"`: the message says which blacklist lists
+            // the client, above everything else.
+            let reason = listed
+                .reason
+                .as_deref()
+                .map(|r| format!(": {}", routing::inbound::clean_reason(r)))
+                .unwrap_or_default();
+            let line = format!(
+                "X-Mailhop-DNSBL: {} listed by {}{reason}\r\n",
+                s.peer.ip(),
+                listed.zone
+            );
+            message.splice(0..0, line.into_bytes());
+        }
         // The one header reader: the hop count, Message-ID and Subject are
         // read as the store, reports and IMAP read them.
         let fields = headers::fields(&message);
@@ -504,37 +331,6 @@ fn enhanced(status: &str) -> (u8, u16, u16) {
         (Some(Ok(c)), Some(Ok(s)), Some(Ok(d))) if c == 4 || c == 5 => (c as u8, s, d),
         _ => (5, 0, 0),
     }
-}
-
-/// SPEC §2 relay decision for a recipient outside the local Internet domains.
-/// `name` is the client's forward-confirmed host name, when it has one.
-fn relay_allowed(
-    inbound: &directory::Inbound,
-    s: &SessionInfo,
-    name: Option<&str>,
-    rcpt: &str,
-) -> bool {
-    use directory::RelayEnforcement::*;
-    let ip = s.peer.ip();
-    let in_hosts = |list: &[directory::HostPattern]| list.iter().any(|h| h.matches(ip, name));
-    let checked = match inbound.relay_enforcement {
-        None => false,
-        All => true,
-        External => !in_hosts(&inbound.internal_hosts),
-    };
-    if !checked || in_hosts(&inbound.relay_exempt_hosts) {
-        return true;
-    }
-    if s.authenticated.is_some() && inbound.authenticated_may_relay {
-        return true;
-    }
-    let from = routing::list_verdict(&inbound.allow_relay_from, &inbound.deny_relay_from, |e| {
-        e.matches_host(ip, name)
-    });
-    let to = routing::list_verdict(&inbound.allow_relay_to, &inbound.deny_relay_to, |e| {
-        e.matches_address(rcpt)
-    });
-    (from == Some(true) || to == Some(true)) && from != Some(false) && to != Some(false)
 }
 
 #[cfg(test)]

@@ -72,6 +72,16 @@ pub trait SessionHandler: Send + Sync + 'static {
     /// reloaded since the last one).
     fn config(&self) -> Arc<ListenerConfig>;
 
+    /// May this client connect? Asked before the greeting (not on the native
+    /// port); `Err` is sent instead of the greeting and the connection closed.
+    async fn connect(&self, _session: &SessionInfo) -> Result<(), Reply> {
+        Ok(())
+    }
+
+    /// The session ended, however it ended: what the handler kept about it
+    /// may go.
+    fn disconnected(&self, _session: &SessionInfo) {}
+
     /// May this sender send? `Err` is sent to the client as is.
     async fn mail_from(&self, _session: &SessionInfo, _from: &str) -> Result<(), Reply> {
         Ok(())

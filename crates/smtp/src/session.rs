@@ -152,7 +152,9 @@ pub(crate) async fn run_with_config<S, P>(
         trace,
         stats: Arc::clone(&stats),
     };
-    match session.run(stream, &mut active).await {
+    let ended = session.run(stream, &mut active).await;
+    session.handler.disconnected(&session.info);
+    match ended {
         Ok(()) => trace.debug(
             CONNECTIONS,
             format_args!("SMTP Server: {peer} disconnected"),
@@ -278,6 +280,15 @@ impl Session {
     {
         let mut conn = Conn::new(io, self.timeouts(), Arc::clone(&self.stats), self.trace);
         if greet {
+            // The connection controls, before anything else is said; a
+            // server of the domain proved who it is with its certificate.
+            if self.config.kind != ListenerKind::Native
+                && let Err(refusal) = self.handler.connect(&self.info).await
+            {
+                conn.queue(&refusal);
+                conn.close().await;
+                return Ok(End::Closed);
+            }
             let text = format!("{} ESMTP mailhop ready", self.config.hostname);
             conn.queue(&Reply::plain(220, text));
         }

@@ -368,6 +368,41 @@ impl RawSmtp {
         c
     }
 
+    /// A connection from the loopback address `local` (e.g. 127.0.0.9, a
+    /// client "from the Internet"), and the server's first reply, whatever
+    /// it is (the greeting, or a refusal).
+    pub fn open_from(local: std::net::Ipv4Addr, to: SocketAddr) -> (RawSmtp, String) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let stream = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::from((local, 0))).unwrap();
+            socket.connect(to).await.unwrap().into_std().unwrap()
+        });
+        stream.set_nonblocking(false).unwrap();
+        assert_eq!(stream.local_addr().unwrap().ip(), local);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut c = RawSmtp {
+            r: BufReader::new(stream.try_clone().unwrap()),
+            w: stream,
+        };
+        let first = c.reply();
+        (c, first)
+    }
+
+    /// [`RawSmtp::open_from`], greeted, after `EHLO mx.example.org`.
+    pub fn connect_from(local: std::net::Ipv4Addr, to: SocketAddr) -> RawSmtp {
+        let (mut c, greet) = RawSmtp::open_from(local, to);
+        assert!(greet.starts_with("220"), "greeting: {greet}");
+        let ehlo = c.cmd("EHLO mx.example.org");
+        assert!(ehlo.starts_with("250"), "EHLO: {ehlo}");
+        c
+    }
+
     /// Read one (possibly multi-line) reply.
     pub fn reply(&mut self) -> String {
         let mut all = String::new();
