@@ -103,21 +103,54 @@ impl fmt::Display for RuleAction {
     }
 }
 
-/// The `when` of a rule: every condition given must hold (text ignores case).
-/// No condition: the rule matches every message.
+/// The `when` (or `unless`) of a rule: the conditions given, combined as
+/// the rule's `match` says (text ignores case). No condition: every message
+/// ("All documents").
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RuleCondition {
+    /// The Subject contains this.
     pub subject_contains: Option<String>,
+    /// The envelope sender contains this.
     pub sender: Option<String>,
+    /// An envelope recipient contains this.
     pub recipient: Option<String>,
     pub size_over: Option<Size>,
+    /// `"Name"`: the message has that header; `"Name: text"`: a header of
+    /// that name contains the text.
     pub header: Option<String>,
+    /// The text of the body (its text parts, decoded) contains this.
+    pub body_contains: Option<String>,
+    /// An attachment's file name matches this (`*` and `?` wildcards).
+    pub attachment_name: Option<String>,
+    /// More envelope recipients than this.
+    pub recipient_count_over: Option<u32>,
+}
+
+impl RuleCondition {
+    /// No condition given.
+    pub fn is_empty(&self) -> bool {
+        *self == RuleCondition::default()
+    }
+}
+
+/// How a rule's conditions combine (`match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuleMatch {
+    /// `all` (default): every condition given holds.
+    #[default]
+    All,
+    /// `any`: at least one does.
+    Any,
 }
 
 /// `[[configuration.rule]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub when: RuleCondition,
+    /// How the conditions of `when` (and of `unless`) combine.
+    pub combine: RuleMatch,
+    /// Domino's exceptions: the rule does not act on a message these match.
+    pub unless: Option<RuleCondition>,
     pub action: RuleAction,
     pub line: usize,
 }

@@ -29,7 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use config::{
     Config, ConfigTarget, ConfigurationDoc, Inbound, InboundDoc, Outbound, OutboundDoc, Rule,
-    RuleAction, RuleCondition,
+    RuleAction, RuleCondition, RuleMatch,
 };
 pub use directory::{Directory, EntryRef};
 pub use docs::{

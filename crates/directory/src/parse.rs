@@ -13,6 +13,7 @@ use toml::de::DeTable;
 
 use crate::config::{
     ConfigTarget, ConfigurationDoc, InboundDoc, OutboundDoc, Rule, RuleAction, RuleCondition,
+    RuleMatch,
 };
 use crate::directory::{Directory, Documents};
 use crate::docs::{
@@ -1011,32 +1012,51 @@ fn outbound_doc(r: &mut Report, t: &Table<'_, '_>) -> OutboundDoc {
 }
 
 fn read_rule(r: &mut Report, t: &Table<'_, '_>) -> Option<Rule> {
-    t.known(r, &["when", "action"]);
-    let when = t.table(r, "when").map(|w| {
-        w.known(
-            r,
-            &[
-                "subject_contains",
-                "sender",
-                "recipient",
-                "size_over",
-                "header",
-            ],
-        );
-        RuleCondition {
-            subject_contains: w.opt(r, "subject_contains", non_empty),
-            sender: w.opt(r, "sender", non_empty),
-            recipient: w.opt(r, "recipient", non_empty),
-            size_over: w.opt(r, "size_over", parsed),
-            header: w.opt(r, "header", non_empty),
+    t.known(r, &["when", "unless", "match", "action"]);
+    let when = t.table(r, "when").map(|w| rule_condition(r, &w));
+    let unless = t.table(r, "unless").map(|w| rule_condition(r, &w));
+    let combine = t.opt(r, "match", |v| {
+        match text(v)?.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(RuleMatch::All),
+            "any" => Ok(RuleMatch::Any),
+            other => Err(format!("{other:?} is not one of \"all\", \"any\"")),
         }
     });
     let action = t.req(r, "action", parsed)?;
     Some(Rule {
         when: when.unwrap_or_default(),
+        combine: combine.unwrap_or_default(),
+        unless,
         action,
         line: t.line(r),
     })
+}
+
+/// The conditions of a rule's `when` or `unless`.
+fn rule_condition(r: &mut Report, w: &Table<'_, '_>) -> RuleCondition {
+    w.known(
+        r,
+        &[
+            "subject_contains",
+            "sender",
+            "recipient",
+            "size_over",
+            "header",
+            "body_contains",
+            "attachment_name",
+            "recipient_count_over",
+        ],
+    );
+    RuleCondition {
+        subject_contains: w.opt(r, "subject_contains", non_empty),
+        sender: w.opt(r, "sender", non_empty),
+        recipient: w.opt(r, "recipient", non_empty),
+        size_over: w.opt(r, "size_over", parsed),
+        header: w.opt(r, "header", non_empty),
+        body_contains: w.opt(r, "body_contains", non_empty),
+        attachment_name: w.opt(r, "attachment_name", non_empty),
+        recipient_count_over: w.opt(r, "recipient_count_over", int_in(0, 1_000_000)),
+    }
 }
 
 fn read_schedule(r: &mut Report, t: &Table<'_, '_>) -> Schedule {

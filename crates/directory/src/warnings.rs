@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::config::ConfigurationDoc;
+use crate::config::{ConfigurationDoc, RuleAction};
 use crate::directory::Directory;
 use crate::error::DirectoryError;
 
@@ -45,7 +45,16 @@ fn configuration(found: &mut Found, i: usize, doc: &ConfigurationDoc) {
     if doc.journal_to.as_deref().is_some_and(|j| !j.is_empty()) {
         found.push(at(vec!["journal_to"]));
     }
-    if doc.rules.as_ref().is_some_and(|r| !r.is_empty()) {
+    // Rules act at the SMTP listener with `reject`, `hold` and `stop`; the
+    // other actions are not carried out yet.
+    if doc.rules.as_ref().is_some_and(|rules| {
+        rules.iter().any(|r| {
+            !matches!(
+                r.action,
+                RuleAction::Reject | RuleAction::Hold | RuleAction::Stop
+            )
+        })
+    }) {
         found.push(at(vec!["rule"]));
     }
 }

@@ -29,6 +29,10 @@ allow_senders = []
 when = { subject_contains = "x" }
 action = "hold"
 
+[[configuration.rule]]
+when = { subject_contains = "y" }
+action = "copy-to:audit@acme.com"
+
 [[connection]]
 type = "native"
 source = "Mail/Acme"

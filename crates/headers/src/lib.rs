@@ -10,6 +10,9 @@
 
 use mail_parser::{HeaderName, MessageParser};
 
+mod content;
+pub use content::{Content, MAX_BODY_TEXT, content};
+
 /// Header bytes beyond this are not read for fields (a real header block is
 /// far smaller; this bounds what a hostile one costs).
 pub const MAX_HEADER_BYTES: usize = 256 * 1024;

@@ -11,6 +11,7 @@ pub mod inbound;
 mod policy;
 mod postmaster;
 mod resolve;
+pub mod rules;
 mod tables;
 mod via;
 

@@ -14,6 +14,7 @@ mod dnscheck;
 pub mod ids;
 mod instance;
 mod listener;
+mod mailrules;
 mod native;
 mod tls;
 mod upkeep;

@@ -266,6 +266,16 @@ impl SessionHandler for Handler {
         // The one header reader: the hop count, Message-ID and Subject are
         // read as the store, reports and IMAP read them.
         let fields = headers::fields(&message);
+        let snap = inst.snapshot();
+        let decision = crate::mailrules::at_accept(
+            &snap.config,
+            &env,
+            &message,
+            fields.subject.as_deref().unwrap_or(""),
+            s.peer.ip(),
+        )
+        .await?;
+        let held = decision.held.is_some();
         let incoming = Incoming {
             from: env.from,
             recipients: env.recipients,
@@ -289,12 +299,16 @@ impl SessionHandler for Handler {
                     .unwrap_or_default()
             ),
             data: message,
+            held: decision.held,
             ..Incoming::default()
         };
         match inst.store.accept_with_fields(incoming, fields).await {
             Ok(queued) => {
                 let id = queued.id.to_string();
-                inst.router.submit(queued).await;
+                // Held mail waits for `tell router release held`.
+                if !held {
+                    inst.router.submit(queued).await;
+                }
                 Ok(id)
             }
             Err(e) => {

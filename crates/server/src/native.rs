@@ -167,6 +167,8 @@ impl SessionHandler for NativeHandler {
                 .collect(),
             priority: Priority::parse(&items.priority).unwrap_or_default(),
             data: message,
+            // The rules of the server where it entered the domain applied.
+            held: None,
         };
         let origin = TransferOrigin {
             server: format!("{from_server}#{}", items.store),

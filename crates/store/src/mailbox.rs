@@ -146,8 +146,8 @@ pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<Queue
     }
     let body_id = bodies::insert(conn, &body)?;
     conn.prepare_cached(
-        "INSERT INTO messages (state, sender, received_at, kind, hop_count, origin, message_id, subject, size, body, route, priority)
-         VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO messages (state, sender, received_at, kind, hop_count, origin, message_id, subject, size, body, route, priority, reason)
+         VALUES (?12, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?13)",
     )?
     .execute(params![
         msg.from,
@@ -161,6 +161,12 @@ pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<Queue
         body_id,
         encode_route(&msg.route),
         msg.priority.code(),
+        if msg.held.is_some() {
+            MessageState::Held.code()
+        } else {
+            MessageState::Pending.code()
+        },
+        msg.held,
     ])?;
     let id = conn.last_insert_rowid();
     let mut add = conn.prepare_cached(

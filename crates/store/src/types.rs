@@ -126,6 +126,9 @@ pub struct Incoming {
     /// The servers it passed before this one (empty for mail from outside the domain).
     pub route: Vec<Hop>,
     pub priority: Priority,
+    /// Put in the mail box Held, for this reason (a server mail rule), not
+    /// Pending: the router leaves it until an administrator releases it.
+    pub held: Option<String>,
 }
 
 /// Pending, Held or Dead (SPEC §5).
