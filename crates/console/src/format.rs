@@ -198,6 +198,8 @@ pub struct ServerInfo {
     pub held: u64,
     pub mailboxes: u32,
     pub tracking: bool,
+    /// A server mail rule journals (`journal` with `journal_to` set).
+    pub journalling: bool,
     pub ports: Vec<(String, String)>,
     pub data: String,
     /// Why the store cannot be trusted (the server refuses new mail), if so.
@@ -245,6 +247,15 @@ pub fn format_server(s: &ServerInfo) -> String {
         out,
         "Mail Tracking:          {}",
         if s.tracking { "Enabled" } else { "Not Enabled" }
+    );
+    let _ = writeln!(
+        out,
+        "Mail Journalling:       {}",
+        if s.journalling {
+            "Enabled"
+        } else {
+            "Not Enabled"
+        }
     );
     for (task, addr) in &s.ports {
         let _ = writeln!(out, "Listening:              {task} {addr}");
@@ -384,6 +395,7 @@ mod tests {
             held: 0,
             mailboxes: 1,
             tracking: false,
+            journalling: false,
             ports: vec![("SMTP".into(), "127.0.0.1:2525".into())],
             data: "d".into(),
             store_problem: None,
@@ -393,6 +405,7 @@ mod tests {
         assert!(text.contains("Pending mail: 2         Dead mail: 1    \n"));
         assert!(text.contains("Number of Mailboxes:    1\n"));
         assert!(text.contains("Mail Tracking:          Not Enabled\n"));
+        assert!(text.contains("Mail Journalling:       Not Enabled\n"));
         assert!(text.contains("0 days 01:02:03"));
         assert!(text.contains("Server ID:              Mail/Acme (certified by"));
     }

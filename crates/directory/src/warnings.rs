@@ -42,16 +42,13 @@ fn configuration(found: &mut Found, i: usize, doc: &ConfigurationDoc) {
     if doc.mailboxes.is_some_and(|n| n > 1) {
         found.push(at(vec!["mailboxes"]));
     }
-    if doc.journal_to.as_deref().is_some_and(|j| !j.is_empty()) {
-        found.push(at(vec!["journal_to"]));
-    }
-    // Rules act at the SMTP listener with `reject`, `hold` and `stop`; the
-    // other actions are not carried out yet.
+    // Rules act at the SMTP listener with `reject`, `hold`, `journal`,
+    // `copy-to` and `stop`; the other actions are not carried out yet.
     if doc.rules.as_ref().is_some_and(|rules| {
         rules.iter().any(|r| {
-            !matches!(
+            matches!(
                 r.action,
-                RuleAction::Reject | RuleAction::Hold | RuleAction::Stop
+                RuleAction::Drop | RuleAction::DropAndReport | RuleAction::MoveTo(_)
             )
         })
     }) {

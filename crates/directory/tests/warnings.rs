@@ -31,7 +31,7 @@ action = "hold"
 
 [[configuration.rule]]
 when = { subject_contains = "y" }
-action = "copy-to:audit@acme.com"
+action = "move-to:mail/audit"
 
 [[connection]]
 type = "native"

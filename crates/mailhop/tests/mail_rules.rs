@@ -146,3 +146,90 @@ fn hold_puts_the_message_in_held_mail_naming_the_rule_until_released() {
     assert_eq!(admin.len(), 1, "{admin:?}");
     wait_for(|| server.stat("Mail.Hold") == 0, "nothing held");
 }
+
+const JOURNAL: &str = r#"journal_to = "Journal"
+
+[[configuration.rule]]
+when = { sender = "@example.org" }
+action = "journal"
+
+[[configuration.rule]]
+when = { subject_contains = "contract" }
+action = "copy-to:john.smith@acme.com"
+"#;
+
+const JOURNAL_DB: &str = r#"
+[[mail_in]]
+name = "Journal"
+internet_address = "journal@acme.com"
+server = "Mail/Acme"
+mail_file = "mail/journal"
+"#;
+
+#[test]
+fn journal_and_copy_to_make_one_more_copy_each() {
+    let server = TestServer::start(Setup {
+        config: JOURNAL,
+        extra: JOURNAL_DB,
+        ..Setup::default()
+    });
+    let mut c = server.client();
+    // Jane is in To; the admin is a blind copy (envelope only).
+    let r = c.mail(
+        "a@example.org",
+        &["jane.doe@acme.com", "admin@acme.com"],
+        &raw(
+            "a@example.org",
+            "jane.doe@acme.com",
+            "The contract",
+            "",
+            "signed",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    // Not from example.org, no contract: no copy at all.
+    c.send_ok("b@other.example", &["jane.doe@acme.com"], "hello");
+    // A copy-to recipient that was given already is one copy, not two.
+    let r = c.mail(
+        "c@other.example",
+        &["john.smith@acme.com"],
+        &raw(
+            "c@other.example",
+            "john.smith@acme.com",
+            "contract draft",
+            "",
+            "x",
+        ),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    c.cmd("QUIT");
+
+    server.wait_mail("mail/jdoe", 2);
+    server.wait_mail("mail/admin", 1);
+    server.wait_mail("mail/jsmith", 2);
+    server.wait_mail("mail/journal", 1);
+    wait_for(
+        || server.stat("Mail.TotalPending") == 0,
+        "an empty mail box",
+    );
+    // Nothing is pending any more: every copy there is, counted.
+    assert_eq!(server.mailfile("mail/jdoe").len(), 2);
+    assert_eq!(server.mailfile("mail/admin").len(), 1);
+    assert_eq!(server.mailfile("mail/jsmith").len(), 2);
+    let journal_now = server.mailfile("mail/journal");
+    assert_eq!(journal_now.len(), 1, "{journal_now:?}");
+    let id = journal_now[0]["id"].as_u64().unwrap();
+    let text = server.mailfile_show("mail/journal", id);
+    assert!(
+        text.contains("X-Mailhop-Journal-From: <a@example.org>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("X-Mailhop-Journal-To: <jane.doe@acme.com>, <admin@acme.com>"),
+        "the original envelope, blind copies included: {text}"
+    );
+    assert!(text.contains("X-Mailhop-Journal-Rule: server mail rule 1 (line "));
+    assert!(text.contains("Subject: The contract"), "{text}");
+    let show = server.console("show server");
+    assert!(show.contains("Mail Journalling:       Enabled"), "{show}");
+}

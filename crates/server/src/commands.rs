@@ -178,6 +178,12 @@ fn server_info(inst: &Instance) -> anyhow::Result<ServerInfo> {
         held: counts.held,
         mailboxes: u32::from(snap.config.mailboxes),
         tracking: true,
+        journalling: !snap.config.journal_to.trim().is_empty()
+            && snap
+                .config
+                .rules
+                .iter()
+                .any(|r| r.action == directory::RuleAction::Journal),
         ports,
         data: inst.data.display().to_string(),
         store_problem: inst.store.health().err(),

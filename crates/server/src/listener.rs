@@ -276,6 +276,13 @@ impl SessionHandler for Handler {
         )
         .await?;
         let held = decision.held.is_some();
+        let journal = match (&decision.journal, snap.config.journal_to.trim()) {
+            (Some(rule), to) if !to.is_empty() => Some((
+                to.to_owned(),
+                crate::mailrules::journal_copy(&env.from, &env.recipients, rule, &message),
+            )),
+            _ => None,
+        };
         let incoming = Incoming {
             from: env.from,
             recipients: env.recipients,
@@ -300,14 +307,44 @@ impl SessionHandler for Handler {
             ),
             data: message,
             held: decision.held,
+            derived: decision.copies,
             ..Incoming::default()
         };
-        match inst.store.accept_with_fields(incoming, fields).await {
+        let stored = match journal {
+            None => inst
+                .store
+                .accept_with_fields(incoming, fields)
+                .await
+                .map(|q| vec![q]),
+            Some((to, data)) => {
+                // The journal copy is stored with the message, or neither is.
+                let copy = Incoming {
+                    from: incoming.from.clone(),
+                    recipients: vec![to],
+                    hop_count: incoming.hop_count,
+                    message_id: incoming.message_id.clone(),
+                    subject: incoming.subject.clone(),
+                    received_at: incoming.received_at,
+                    kind: MessageKind::Normal,
+                    origin: format!("journal of {}", incoming.origin),
+                    data,
+                    ..Incoming::default()
+                };
+                let copy_fields = headers::fields(&copy.data);
+                inst.store
+                    .accept_all(vec![(incoming, fields), (copy, copy_fields)])
+                    .await
+            }
+        };
+        match stored {
             Ok(queued) => {
-                let id = queued.id.to_string();
-                // Held mail waits for `tell router release held`.
-                if !held {
-                    inst.router.submit(queued).await;
+                let id = queued.first().map(|q| q.id.to_string()).unwrap_or_default();
+                for (i, q) in queued.into_iter().enumerate() {
+                    // Held mail waits for `tell router release held`; its
+                    // journal copy goes.
+                    if i > 0 || !held {
+                        inst.router.submit(q).await;
+                    }
                 }
                 Ok(id)
             }

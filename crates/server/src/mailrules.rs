@@ -5,9 +5,11 @@
 //!
 //! Owns reading the message for the rules (on a blocking thread when the
 //! body must be parsed) and turning matches into a reply or a Held reason.
-//! The conditions are `routing::rules`'. The other actions (drop,
-//! drop-and-report, journal, copy-to, move-to) are not carried out yet:
-//! `mailhop check` and `serve` say so.
+//! `copy-to` adds a recipient row (its parent the rule) to the message;
+//! `journal` stores a copy for `journal_to`, in the same transaction, with
+//! the original envelope in header lines on top. The conditions are
+//! `routing::rules`'. `drop`, `drop-and-report` and `move-to` are not
+//! carried out yet: `mailhop check` and `serve` say so.
 
 use directory::{Config, RuleAction};
 use routing::rules::{Facts, Matched, evaluate, needs_content};
@@ -18,6 +20,10 @@ use smtp::{Envelope, Reply};
 pub(crate) struct Decision {
     /// Put the message in the mail box Held, for this reason.
     pub held: Option<String>,
+    /// Recipients to add (`copy-to`), each with the rule that adds it.
+    pub copies: Vec<(String, String)>,
+    /// A `journal` rule matched: this one.
+    pub journal: Option<String>,
 }
 
 /// Evaluates the rules on a message received by SMTP. `Err` is the reply
@@ -79,7 +85,42 @@ pub(crate) fn decide(matched: &[Matched]) -> Result<Decision, Reply> {
             .iter()
             .find(|m| m.action == RuleAction::Hold)
             .map(|m| format!("Held by {}", m.name())),
+        copies: matched
+            .iter()
+            .filter_map(|m| match &m.action {
+                RuleAction::CopyTo(address) => Some((address.clone(), m.name())),
+                _ => None,
+            })
+            .collect(),
+        journal: matched
+            .iter()
+            .find(|m| m.action == RuleAction::Journal)
+            .map(Matched::name),
     })
+}
+
+/// The journal copy of a message: the original envelope (sender, every
+/// recipient, the rule) in header lines above the message as received.
+pub(crate) fn journal_copy(
+    env_from: &str,
+    recipients: &[String],
+    rule: &str,
+    message: &[u8],
+) -> Vec<u8> {
+    let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+    let mut out = format!(
+        "X-Mailhop-Journal-From: <{}>\r\nX-Mailhop-Journal-To: {}\r\nX-Mailhop-Journal-Rule: {}\r\n",
+        clean(env_from),
+        recipients
+            .iter()
+            .map(|r| format!("<{}>", clean(r)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        clean(rule)
+    )
+    .into_bytes();
+    out.extend_from_slice(message);
+    out
 }
 
 #[cfg(test)]
@@ -104,12 +145,21 @@ mod tests {
         let d = decide(&[
             m(RuleAction::Journal, 1),
             m(RuleAction::Hold, 2),
-            m(RuleAction::Hold, 3),
+            m(RuleAction::CopyTo("audit@acme.com".into()), 3),
+            m(RuleAction::Hold, 4),
         ])
         .expect("not refused");
         assert_eq!(
             d.held.as_deref(),
             Some("Held by server mail rule 2 (line 20)")
         );
+        assert_eq!(
+            d.copies,
+            [(
+                "audit@acme.com".to_owned(),
+                "server mail rule 3 (line 30)".to_owned()
+            )]
+        );
+        assert_eq!(d.journal.as_deref(), Some("server mail rule 1 (line 10)"));
     }
 }

@@ -169,6 +169,7 @@ impl SessionHandler for NativeHandler {
             data: message,
             // The rules of the server where it entered the domain applied.
             held: None,
+            derived: Vec::new(),
         };
         let origin = TransferOrigin {
             server: format!("{from_server}#{}", items.store),

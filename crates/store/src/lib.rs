@@ -227,6 +227,24 @@ impl Store {
             .await
     }
 
+    /// Several messages in the mail box in one transaction (a message and
+    /// its journal copy): all durable when this returns `Ok`, or none.
+    pub async fn accept_all(
+        &self,
+        msgs: Vec<(Incoming, ::headers::Fields)>,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        let msgs: Vec<mailbox::NewMessage> = msgs
+            .into_iter()
+            .map(|(msg, fields)| mailbox::NewMessage::with_fields(msg, fields))
+            .collect();
+        self.write(move |tx| {
+            msgs.into_iter()
+                .map(|m| mailbox::insert(tx.conn, m))
+                .collect()
+        })
+        .await
+    }
+
     /// Puts a message handed over by another server of the domain in the
     /// mail box, durable when this returns `Ok`, as [`Store::accept_with_fields`]
     /// does. Each recipient is remembered by (`origin`, address) in the same

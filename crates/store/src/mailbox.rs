@@ -131,14 +131,19 @@ pub(crate) fn prune_transfers_in(conn: &Connection, now: i64) -> Res<usize> {
 
 /// Inserts a message, its body and its recipients (each address once, in order).
 pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<QueuedMessage> {
-    let NewMessage { msg, body } = msg.into();
+    let NewMessage { mut msg, body } = msg.into();
     let mut seen = HashSet::with_capacity(msg.recipients.len());
-    let recipients: Vec<(String, String)> = msg
+    let derived = std::mem::take(&mut msg.derived);
+    // Original recipients first, then those a rule added; an address given
+    // twice is one row (one copy).
+    let recipients: Vec<(String, String, Option<String>)> = msg
         .recipients
         .into_iter()
-        .filter_map(|address| {
+        .map(|address| (address, None))
+        .chain(derived.into_iter().map(|(a, parent)| (a, Some(parent))))
+        .filter_map(|(address, parent)| {
             let key = addr_key(&address);
-            seen.insert(key.clone()).then_some((key, address))
+            seen.insert(key.clone()).then_some((key, address, parent))
         })
         .collect();
     if recipients.is_empty() {
@@ -170,11 +175,11 @@ pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<Queue
     ])?;
     let id = conn.last_insert_rowid();
     let mut add = conn.prepare_cached(
-        "INSERT INTO recipients (message, addr_key, seq, address, status) VALUES (?1, ?2, ?3, ?4, 0)",
+        "INSERT INTO recipients (message, addr_key, seq, address, status, parent) VALUES (?1, ?2, ?3, ?4, 0, ?5)",
     )?;
     let mut queued = Vec::with_capacity(recipients.len());
-    for (seq, (key, address)) in recipients.into_iter().enumerate() {
-        add.execute(params![id, key, len_i64(seq), address])?;
+    for (seq, (key, address, parent)) in recipients.into_iter().enumerate() {
+        add.execute(params![id, key, len_i64(seq), address, parent])?;
         queued.push(QueuedRecipient {
             address,
             status: RecipientStatus::Pending,
@@ -182,7 +187,7 @@ pub(crate) fn insert(conn: &Connection, msg: impl Into<NewMessage>) -> Res<Queue
             next_attempt: None,
             last_error: None,
             queue: None,
-            parent: None,
+            parent,
             via: None,
         });
     }

@@ -129,6 +129,9 @@ pub struct Incoming {
     /// Put in the mail box Held, for this reason (a server mail rule), not
     /// Pending: the router leaves it until an administrator releases it.
     pub held: Option<String>,
+    /// Recipients a server mail rule added (`copy-to`): (address, the rule
+    /// that added it), rows with that parent after the original ones.
+    pub derived: Vec<(String, String)>,
 }
 
 /// Pending, Held or Dead (SPEC §5).
