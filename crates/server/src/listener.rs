@@ -104,6 +104,7 @@ pub(crate) fn store_failed(inst: &Instance, why: &str) -> Reply {
             inst.snapshot().server.hostname
         ),
     )
+    .counted(smtp::Refusal::StoreUnavailable)
 }
 
 /// The reply to a message the store did not take: `421` when the store
@@ -111,7 +112,8 @@ pub(crate) fn store_failed(inst: &Instance, why: &str) -> Reply {
 pub(crate) fn not_stored(inst: &Instance) -> Reply {
     match inst.store.health() {
         Err(why) => store_failed(inst, &why),
-        Ok(()) => Reply::temporary_failure("Requested action aborted: local error in processing"),
+        Ok(()) => Reply::temporary_failure("Requested action aborted: local error in processing")
+            .counted(smtp::Refusal::StoreUnavailable),
     }
 }
 
@@ -417,7 +419,8 @@ impl SessionHandler for Handler {
             return Ok(());
         }
         match refusal(&routing::resolve(ctx, rcpt)) {
-            Some(f) => Err(Reply::new(550, enhanced(&f.status), f.reason.clone())),
+            Some(f) => Err(Reply::new(550, enhanced(&f.status), f.reason.clone())
+                .counted(smtp::Refusal::UnknownRecipient)),
             None => Ok(()),
         }
     }
