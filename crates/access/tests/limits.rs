@@ -242,7 +242,10 @@ async fn off_loopback_passwords_need_tls_first() {
     p.line().await;
     p.send(b"CAPA\r\n").await;
     let capa = p.until(".").await.concat();
-    assert!(!capa.contains("USER\r\n") && !capa.contains("SASL"), "{capa}");
+    assert!(
+        !capa.contains("USER\r\n") && !capa.contains("SASL"),
+        "{capa}"
+    );
     let privacy = "-ERR [AUTH] plaintext login is refused without TLS: use STLS first\r\n";
     for command in ["USER jdoe", "PASS secret", "AUTH PLAIN AGpkb2UAc2VjcmV0"] {
         p.send(format!("{command}\r\n").as_bytes()).await;

@@ -70,14 +70,18 @@ impl FromStr for RuleAction {
             _ => match (target("copy-to:"), target("move-to:")) {
                 (Some(""), _) | (_, Some("")) => {
                     return Err(ValueError::new(format!(
-                        "{s}: the target after ':' is missing", s = shown(s))));
+                        "{s}: the target after ':' is missing",
+                        s = shown(s)
+                    )));
                 }
                 (Some(address), _) => RuleAction::CopyTo(address.to_owned()),
                 (_, Some(mail_file)) => RuleAction::MoveTo(mail_file.to_owned()),
                 (None, None) => {
                     return Err(ValueError::new(format!(
                         "{s} is not a rule action: \"reject\", \"hold\", \"drop\", \
-                         \"drop-and-report\", \"journal\", \"copy-to:ADDR\", \"move-to:MAILFILE\" or \"stop\"", s = shown(s))));
+                         \"drop-and-report\", \"journal\", \"copy-to:ADDR\", \"move-to:MAILFILE\" or \"stop\"",
+                        s = shown(s)
+                    )));
                 }
             },
         };

@@ -123,7 +123,10 @@ mod tests {
         let long = "x".repeat(2_000_000);
         let quoted = shown(&long);
         assert_eq!(quoted, format!("\"{}…\"", "x".repeat(SHOWN_CHARS)));
-        assert_eq!(shown(&"é".repeat(SHOWN_CHARS)), format!("{:?}", "é".repeat(SHOWN_CHARS)));
+        assert_eq!(
+            shown(&"é".repeat(SHOWN_CHARS)),
+            format!("{:?}", "é".repeat(SHOWN_CHARS))
+        );
         let reason = capped("r".repeat(10_000));
         assert_eq!(reason.chars().count(), REASON_CHARS + 1);
         assert!(reason.ends_with('…'));

@@ -63,7 +63,12 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Directory, DirectoryErrors> 
 /// file only).
 pub fn load(path: &Path) -> Result<Directory, DirectoryErrors> {
     let unreadable = |reason: String| {
-        DirectoryErrors(vec![DirectoryError::new(path.to_path_buf(), 0, "file", reason)])
+        DirectoryErrors(vec![DirectoryError::new(
+            path.to_path_buf(),
+            0,
+            "file",
+            reason,
+        )])
     };
     let metadata = fs::metadata(path).map_err(|e| unreadable(format!("cannot read: {e}")))?;
     let mut sources = Vec::new();

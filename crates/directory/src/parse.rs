@@ -229,8 +229,10 @@ impl Builder {
                     )));
                 }
                 Check::AdjacentDomain(name, loc) if !adjacent.contains(&name.to_lowercase()) => {
-                    self.errors
-                        .push(loc.error(format!("no adjacent_domain named {name}", name = shown(name))));
+                    self.errors.push(loc.error(format!(
+                        "no adjacent_domain named {name}",
+                        name = shown(name)
+                    )));
                 }
                 Check::Unique {
                     kind,
@@ -279,15 +281,14 @@ fn check_configs(directory: &Directory) -> Vec<DirectoryError> {
         let config = directory.config_for(&server.name);
         let docs: Vec<(usize, &ConfigurationDoc)> =
             directory.configuration_docs_for(&server.name).collect();
-        let error =
-            |i: usize, doc: &ConfigurationDoc, field: String, reason: String| {
-                DirectoryError::new(
-                    doc.file.to_path_buf(),
-                    doc.line,
-                    format!("configuration[{i}].{field}"),
-                    reason,
-                )
-            };
+        let error = |i: usize, doc: &ConfigurationDoc, field: String, reason: String| {
+            DirectoryError::new(
+                doc.file.to_path_buf(),
+                doc.line,
+                format!("configuration[{i}].{field}"),
+                reason,
+            )
+        };
         if config.max_concurrent_transfers > config.transfer_threads {
             // Only a value given can exceed: the default is half of transfer_threads.
             if let Some((i, doc)) = docs
@@ -562,9 +563,12 @@ impl FileReader<'_> {
             ],
         );
         let socket = checked(|s: &str| {
-            s.trim()
-                .parse::<SocketAddr>()
-                .map_err(|_| ValueError::new(format!("{s} is not ip:port (e.g. 127.0.0.1:2525)", s = shown(s))))
+            s.trim().parse::<SocketAddr>().map_err(|_| {
+                ValueError::new(format!(
+                    "{s} is not ip:port (e.g. 127.0.0.1:2525)",
+                    s = shown(s)
+                ))
+            })
         });
         let mut get = |key: &str| t.opt(r, key, &socket);
         let listen = Listen {
@@ -655,9 +659,12 @@ impl FileReader<'_> {
             })
         });
         let socket = checked(|s: &str| {
-            s.trim()
-                .parse::<SocketAddr>()
-                .map_err(|_| ValueError::new(format!("{s} is not ip:port (e.g. 127.0.0.1:53)", s = shown(s))))
+            s.trim().parse::<SocketAddr>().map_err(|_| {
+                ValueError::new(format!(
+                    "{s} is not ip:port (e.g. 127.0.0.1:53)",
+                    s = shown(s)
+                ))
+            })
         });
         let mut doc = ConfigurationDoc::empty(target.clone(), r.file.clone(), t.line(r));
         doc.smtp_outside_local_domain = t.opt(r, "smtp_outside_local_domain", boolean);
@@ -1068,7 +1075,9 @@ fn notes_domain(s: &str) -> Result<String, ValueError> {
         Err(ValueError::new("must not be empty"))
     } else if s.contains(['@', '/', '%']) || s.chars().any(char::is_control) {
         Err(ValueError::new(format!(
-            "{s}: a Notes domain name cannot contain '@', '/' or '%'", s = shown(s))))
+            "{s}: a Notes domain name cannot contain '@', '/' or '%'",
+            s = shown(s)
+        )))
     } else {
         Ok(s.to_owned())
     }

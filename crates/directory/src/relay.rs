@@ -44,7 +44,10 @@ fn port(text: &str, host: &str) -> Result<u16, ValueError> {
     match text.parse::<u16>() {
         Ok(p) if p > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
         _ => Err(ValueError::new(format!(
-            "{host}: bad port {text} (1..65535)", host = shown(host), text = shown(text)))),
+            "{host}: bad port {text} (1..65535)",
+            host = shown(host),
+            text = shown(text)
+        ))),
     }
 }
 
@@ -56,7 +59,10 @@ fn parse_host(token: &str) -> Result<RelayHost, ValueError> {
     };
     if let Some(inner) = token.strip_prefix('[') {
         let Some((literal, after)) = inner.split_once(']') else {
-            return Err(ValueError::new(format!("{token}: unclosed '['", token = shown(token))));
+            return Err(ValueError::new(format!(
+                "{token}: unclosed '['",
+                token = shown(token)
+            )));
         };
         let literal = literal.trim();
         let ip = match literal.get(..5) {
@@ -66,14 +72,23 @@ fn parse_host(token: &str) -> Result<RelayHost, ValueError> {
                 .map(IpAddr::V6),
             _ => literal.parse::<IpAddr>().ok(),
         }
-        .ok_or_else(|| ValueError::new(format!("{token}: {literal} is not an IP address", token = shown(token), literal = shown(literal))))?;
+        .ok_or_else(|| {
+            ValueError::new(format!(
+                "{token}: {literal} is not an IP address",
+                token = shown(token),
+                literal = shown(literal)
+            ))
+        })?;
         let after = after.trim();
         let port = match after.strip_prefix(':') {
             Some(p) => Some(port(p, token)?),
             None if after.is_empty() => None,
             None => {
                 return Err(ValueError::new(format!(
-                    "{token}: unexpected {after} after ']'", token = shown(token), after = shown(after))));
+                    "{token}: unexpected {after} after ']'",
+                    token = shown(token),
+                    after = shown(after)
+                )));
             }
         };
         return Ok(RelayHost {
@@ -82,7 +97,10 @@ fn parse_host(token: &str) -> Result<RelayHost, ValueError> {
         });
     }
     if token.contains(']') {
-        return Err(ValueError::new(format!("{token}: ']' without '['", token = shown(token))));
+        return Err(ValueError::new(format!(
+            "{token}: ']' without '['",
+            token = shown(token)
+        )));
     }
     if let Ok(ip) = token.parse::<IpAddr>() {
         return Ok(RelayHost {
@@ -97,10 +115,14 @@ fn parse_host(token: &str) -> Result<RelayHost, ValueError> {
     let host = match name.parse::<IpAddr>() {
         Ok(ip) => RelayTarget::Ip(ip),
         Err(_) if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
-            return Err(ValueError::new(format!("{name} is not an IP address", name = shown(name))));
+            return Err(ValueError::new(format!(
+                "{name} is not an IP address",
+                name = shown(name)
+            )));
         }
         Err(_) => RelayTarget::Name(
-            domain_name(name).map_err(|e| ValueError::new(format!("{token}: {e}", token = shown(token))))?,
+            domain_name(name)
+                .map_err(|e| ValueError::new(format!("{token}: {e}", token = shown(token))))?,
         ),
     };
     Ok(RelayHost { host, port })

@@ -32,7 +32,9 @@ impl FromStr for Size {
         let (digits, unit) = s.split_at(digits_end);
         if digits.is_empty() {
             return Err(ValueError::new(format!(
-                "{s} is not a size: write a number and a unit, e.g. 25MB, 100KB, 512B", s = shown(s))));
+                "{s} is not a size: write a number and a unit, e.g. 25MB, 100KB, 512B",
+                s = shown(s)
+            )));
         }
         let unit = unit.trim().to_ascii_uppercase();
         let multiplier = match unit.as_str() {

@@ -34,14 +34,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
             .map(|(_, secs)| *secs);
         let (false, Some(seconds)) = (digits.is_empty(), seconds) else {
             return Err(ValueError::new(format!(
-                "{text} is not a duration: write a number and a unit s, m, h or d (e.g. 15m, 1h30m)", text = shown(text))));
+                "{text} is not a duration: write a number and a unit s, m, h or d (e.g. 15m, 1h30m)",
+                text = shown(text)
+            )));
         };
         total = digits
             .parse::<u64>()
             .ok()
             .and_then(|n| n.checked_mul(seconds))
             .and_then(|n| n.checked_add(total))
-            .ok_or_else(|| ValueError::new(format!("duration {text} is too long", text = shown(text))))?;
+            .ok_or_else(|| {
+                ValueError::new(format!("duration {text} is too long", text = shown(text)))
+            })?;
         rest = chars.as_str().trim_start();
     }
     Ok(Duration::from_secs(total))

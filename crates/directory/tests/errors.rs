@@ -595,7 +595,12 @@ fn echoed_values_are_cut_short() {
         let errors = errors_of(&format!("{BASE}{config}{line}\n"));
         assert_eq!(errors.len(), 1, "{errors:?}");
         let shown = errors[0].to_string();
-        assert!(shown.len() < 600, "{} bytes: {}", shown.len(), &shown[..600]);
+        assert!(
+            shown.len() < 600,
+            "{} bytes: {}",
+            shown.len(),
+            &shown[..600]
+        );
         assert!(shown.contains("x…\""), "{shown}");
         assert!(!shown.contains(&"x".repeat(81)), "{shown}");
     }
@@ -612,7 +617,11 @@ fn invalid_utf8_is_an_error_with_its_line() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     let e = &errors[0];
     assert_eq!((e.line, e.field.as_str()), (9, "encoding"));
-    assert!(e.reason.contains("not UTF-8: byte 0xe9 at column 17"), "{}", e.reason);
+    assert!(
+        e.reason.contains("not UTF-8: byte 0xe9 at column 17"),
+        "{}",
+        e.reason
+    );
     assert_eq!(
         e.to_string(),
         format!(

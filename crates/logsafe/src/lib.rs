@@ -94,28 +94,28 @@ fn write_char(f: &mut fmt::Formatter<'_>, c: char) -> fmt::Result {
     }
 }
 
-/// Characters a log line must not hold as they are: controls (C0, DEL,
-/// C1), line and paragraph separators, and the invisible formatting
-/// characters that reorder or hide text (bidirectional overrides and
-/// isolates, zero-width characters, the byte order mark). Other
-/// characters the standard library would not print plainly in `{:?}` are
-/// escaped too.
+/// Is `c` a character no one sees as it is: a control (C0, DEL, C1), a
+/// line or paragraph separator, or an invisible formatting character that
+/// reorders or hides text (bidirectional overrides and isolates,
+/// zero-width characters, the byte order mark)? Such a character has no
+/// place in a name or an address either.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+        )
+}
+
+/// Characters a log line shows escaped: the invisible ones, and any other
+/// the standard library would not print plainly in `{:?}`.
 fn hidden(c: char) -> bool {
-    if c.is_control() {
-        return true;
-    }
-    if matches!(
-        c,
-        '\u{200b}'..='\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2060}'..='\u{206f}'
-            | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
-    ) {
-        return true;
-    }
     // `escape_debug` keeps printable characters as they are.
-    !matches!(c, '\'' | '"') && c.escape_debug().nth(1).is_some()
+    is_invisible(c) || (!matches!(c, '\'' | '"') && c.escape_debug().nth(1).is_some())
 }
 
 #[cfg(test)]
@@ -145,10 +145,20 @@ mod tests {
 
     #[test]
     fn ordinary_text_is_unchanged() {
-        for s in ["jane.doe@acme.com", "Jane Doe/Acme", "O'Brien \"x\"", "Jörg Müller", "日本"] {
+        for s in [
+            "jane.doe@acme.com",
+            "Jane Doe/Acme",
+            "O'Brien \"x\"",
+            "Jörg Müller",
+            "日本",
+        ] {
             assert_eq!(shown(s).to_string(), s);
         }
-        assert_eq!(shown("a\\r").to_string(), "a\\\\r", "a real backslash is doubled");
+        assert_eq!(
+            shown("a\\r").to_string(),
+            "a\\\\r",
+            "a real backslash is doubled"
+        );
     }
 
     #[test]
@@ -158,7 +168,11 @@ mod tests {
         assert_eq!(out.chars().count(), MAX_CHARS);
         assert!(out.ends_with('…'));
         let exact = "y".repeat(MAX_CHARS);
-        assert_eq!(shown(&exact).to_string(), exact, "exactly the cap: no ellipsis");
+        assert_eq!(
+            shown(&exact).to_string(),
+            exact,
+            "exactly the cap: no ellipsis"
+        );
         let over = "y".repeat(MAX_CHARS + 1);
         assert_eq!(shown(&over).to_string().chars().count(), MAX_CHARS);
         assert!(shown(&over).to_string().ends_with('…'));
@@ -177,5 +191,4 @@ mod tests {
         assert!(out.ends_with('…'));
         assert_eq!(out.matches("\\xff").count(), MAX_CHARS - 1);
     }
-
 }

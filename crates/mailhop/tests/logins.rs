@@ -151,7 +151,8 @@ fn parallel_wrong_logins_are_checked_up_to_the_limit_then_locked_out() {
         server.imap.port(),
         &[
             ("127.0.0.2", "jane.doe@acme.com", "jane-secret"),
-            ("127.0.0.3", "Jane Doe", "jane-secret"),
+            // imaplib does not quote user names.
+            ("127.0.0.3", "\"Jane Doe\"", "jane-secret"),
         ],
     );
     assert_eq!(answers, [IMAP_WRONG, IMAP_WRONG]);
@@ -163,7 +164,11 @@ fn parallel_wrong_logins_are_checked_up_to_the_limit_then_locked_out() {
     );
     let locked = log_lines(&server, "is locked out for 15 minutes");
     assert_eq!(locked.len(), 2, "{locked:#?}");
-    assert!(locked.iter().any(|l| l.contains("address 127.0.0.2 is locked out")));
+    assert!(
+        locked
+            .iter()
+            .any(|l| l.contains("address 127.0.0.2 is locked out"))
+    );
     assert!(
         locked
             .iter()
@@ -177,7 +182,10 @@ fn a_locked_out_address_is_refused_and_a_success_forgets_only_its_own_failures()
     let port = server.imap.port();
     // Nine failures from one address, as nine names nobody has.
     let ghosts: Vec<String> = (0..9).map(|i| format!("ghost{i}")).collect();
-    let tries: Vec<_> = ghosts.iter().map(|g| ("127.0.0.4", g.as_str(), "x")).collect();
+    let tries: Vec<_> = ghosts
+        .iter()
+        .map(|g| ("127.0.0.4", g.as_str(), "x"))
+        .collect();
     assert!(imap_logins(port, &tries).iter().all(|a| a == IMAP_WRONG));
     // Jane logs in from that address: her success does not wipe them...
     assert_eq!(
@@ -186,7 +194,10 @@ fn a_locked_out_address_is_refused_and_a_success_forgets_only_its_own_failures()
     );
     assert_eq!(server.stat("Auth.Lockouts"), 0);
     // ...so one more failure is the tenth, and locks the address out.
-    assert_eq!(imap_logins(port, &[("127.0.0.4", "ghost9", "x")]), [IMAP_WRONG]);
+    assert_eq!(
+        imap_logins(port, &[("127.0.0.4", "ghost9", "x")]),
+        [IMAP_WRONG]
+    );
     assert_eq!(server.stat("Auth.Lockouts"), 1);
     assert_eq!(
         imap_logins(port, &[("127.0.0.4", "jane.doe@acme.com", "jane-secret")]),
@@ -208,7 +219,7 @@ fn a_locked_out_address_is_refused_and_a_success_forgets_only_its_own_failures()
 /// listeners; well under 100 MiB) and at most 4 argon2 checks of 19 MiB at
 /// once. Unbounded, 200 wrong logins took 2.9-4.0 GB and 8 IMAP literals
 /// before login 870 MB.
-const PEAK_RSS_KIB: u64 = 256 * 1024;
+const PEAK_RSS_KIB: u64 = 192 * 1024;
 
 #[test]
 fn memory_stays_bounded_before_login() {
@@ -244,6 +255,7 @@ fn memory_stays_bounded_before_login() {
         );
     }
     let peak = server.peak_rss_kib();
+    eprintln!("peak RSS of the server: {peak} KiB");
     assert!(
         peak < PEAK_RSS_KIB,
         "peak RSS {peak} KiB is over {PEAK_RSS_KIB} KiB"
@@ -254,7 +266,9 @@ fn memory_stays_bounded_before_login() {
 /// what the server answered until it closed the connection.
 fn huge_literal_before_login(imap: SocketAddr) -> String {
     let stream = TcpStream::connect(imap).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut greeting = String::new();
     reader.read_line(&mut greeting).unwrap();
@@ -318,13 +332,19 @@ fn client_text_reaches_the_log_escaped_and_cut() {
     // SMTP AUTH PLAIN with an escape sequence and a line feed in the name.
     let mut smtp = server.client();
     let plain = base64_encode(b"\0smtp\x1b[2J\nforged smtp line\0wrong");
-    assert!(smtp.cmd(&format!("AUTH PLAIN {plain}")).starts_with("535 5.7.8"));
+    assert!(
+        smtp.cmd(&format!("AUTH PLAIN {plain}"))
+            .starts_with("535 5.7.8")
+    );
 
     let log = server.log();
     for l in log.lines() {
         assert!(!l.starts_with("2099-01-01"), "a forged line: {l}");
         assert!(!l.starts_with("forged smtp line"), "a forged line: {l}");
-        assert!(!l.contains('\u{1b}'), "an escape sequence reached the log: {l:?}");
+        assert!(
+            !l.contains('\u{1b}'),
+            "an escape sequence reached the log: {l:?}"
+        );
         assert!(l.len() < 1024, "a {} byte log line", l.len());
     }
     let failed = log_lines(&server, "Authentication failed for user");
@@ -338,7 +358,9 @@ fn client_text_reaches_the_log_escaped_and_cut() {
     );
     assert!(failed[1].contains(&format!("for user {}… from", "n".repeat(255))));
     assert!(
-        failed[2].contains(r"SMTP Server: Authentication failed for user smtp\u{1b}[2J\nforged smtp line from"),
+        failed[2].contains(
+            r"SMTP Server: Authentication failed for user smtp\u{1b}[2J\nforged smtp line from"
+        ),
         "{}",
         failed[2]
     );
@@ -348,7 +370,11 @@ fn base64_encode(bytes: &[u8]) -> String {
     const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

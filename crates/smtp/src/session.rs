@@ -888,11 +888,12 @@ fn parse_error_reply(e: smtp_proto::Error) -> Reply {
 }
 
 /// Checks what smtp-proto leaves open in an address: bytes that were not
-/// UTF-8, control characters, and non-ASCII without SMTPUTF8.
+/// UTF-8, control characters, invisible formatting characters (which
+/// would also travel into the log), and non-ASCII without SMTPUTF8.
 fn check_address(address: &str, smtputf8: bool, bad_syntax: (u8, u16, u16)) -> Result<(), Reply> {
     if address
         .chars()
-        .any(|c| c == char::REPLACEMENT_CHARACTER || c.is_control() || c.is_whitespace())
+        .any(|c| c == char::REPLACEMENT_CHARACTER || c.is_whitespace() || logsafe::is_invisible(c))
     {
         return Err(Reply::new(501, bad_syntax, "Bad address syntax"));
     }
@@ -914,7 +915,9 @@ struct Loggable<'a>(&'a [u8]);
 impl std::fmt::Display for Loggable<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let line = self.0.trim_ascii_end();
-        let mut words = line.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty());
+        let mut words = line
+            .split(u8::is_ascii_whitespace)
+            .filter(|w| !w.is_empty());
         match (words.next(), words.next()) {
             (Some(verb), Some(mechanism)) if verb.eq_ignore_ascii_case(b"AUTH") => {
                 let hidden = if words.next().is_some() { " ****" } else { "" };
@@ -971,6 +974,9 @@ mod tests {
         let bad = check_address("a\u{fffd}@b", true, (5, 1, 3)).map_err(|r| r.enhanced);
         assert_eq!(bad, Err(Some((5, 1, 3))));
         assert!(check_address("a\u{1}@b", true, (5, 1, 7)).is_err());
+        assert!(check_address("evil\u{202e}moc.b@c", true, (5, 1, 3)).is_err());
+        assert!(check_address("zero\u{200b}width@b", true, (5, 1, 3)).is_err());
+        assert!(check_address("e\u{301}@b.example", true, (5, 1, 3)).is_ok());
     }
 
     #[test]

@@ -240,10 +240,11 @@ impl Authenticator {
             ..
         } = login;
         let plan = plan(dir, server, &login);
-        let ticket = match self
-            .throttle
-            .begin(client, self.throttle.user(&plan.throttle_name), Instant::now())
-        {
+        let ticket = match self.throttle.begin(
+            client,
+            self.throttle.user(&plan.throttle_name),
+            Instant::now(),
+        ) {
             Ok(ticket) => ticket,
             Err(why) => {
                 // Answered as a wrong password; the lockout was logged when
@@ -328,7 +329,10 @@ impl Authenticator {
 /// A hash of the directory whose algorithm, version and parameters most of
 /// its hashes share (the first such, in directory order).
 fn typical_hash(dir: &Directory) -> Option<String> {
-    let hashes = dir.persons.iter().filter_map(|p| p.internet_password.as_deref());
+    let hashes = dir
+        .persons
+        .iter()
+        .filter_map(|p| p.internet_password.as_deref());
     let settings = |h: &str| h.rsplitn(3, '$').nth(2).unwrap_or_default().to_owned();
     let mut counts: Vec<(String, usize, &str)> = Vec::new();
     for hash in hashes {

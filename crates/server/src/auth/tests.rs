@@ -79,7 +79,10 @@ impl Argon2 for Counting {
 
     async fn dummy_like(&self, like: &str) -> String {
         self.dummies_made.fetch_add(1, Ordering::SeqCst);
-        assert!(like.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{like}");
+        assert!(
+            like.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{like}"
+        );
         DUMMY.to_owned()
     }
 }
@@ -136,8 +139,16 @@ async fn every_login_costs_one_check_and_names_without_a_hash_check_the_dummy() 
         ("no such name", "x", DUMMY),
         ("nopw@acme.com", "right", DUMMY),
         ("John Smith", "right", DUMMY),
-        ("far@acme.com", "right", "$argon2id$v=19$m=19456,t=2,p=1$SANE$FAR"),
-        ("jane@acme.com", "wrong", "$argon2id$v=19$m=19456,t=2,p=1$SANE$JANE"),
+        (
+            "far@acme.com",
+            "right",
+            "$argon2id$v=19$m=19456,t=2,p=1$SANE$FAR",
+        ),
+        (
+            "jane@acme.com",
+            "wrong",
+            "$argon2id$v=19$m=19456,t=2,p=1$SANE$JANE",
+        ),
     ];
     for (i, (user, password, hash)) in cases.into_iter().enumerate() {
         // One address per case, so the throttle never steps in.
@@ -162,7 +173,9 @@ async fn the_right_password_logs_in_and_is_then_cached() {
     );
     assert_eq!(f.checked().len(), 1);
     assert_eq!(
-        f.login("192.0.2.1", "jane@acme.com", "right").await.as_deref(),
+        f.login("192.0.2.1", "jane@acme.com", "right")
+            .await
+            .as_deref(),
         Some("mail/jdoe")
     );
     assert!(f.checked().is_empty(), "the cache answered");
@@ -199,7 +212,9 @@ async fn the_names_of_one_person_share_one_throttle_record() {
 }
 
 /// Polls every future in one task, so they interleave at each yield.
-async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
     let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {

@@ -207,7 +207,12 @@ impl Throttle {
     /// Reserves a try of `user` from `ip`, counted as a failure until it is
     /// settled; refused if the address or the user is locked out, or if
     /// [`FAILURE_LIMIT`] of their tries have failed or are undecided.
-    pub(crate) fn begin(&self, ip: IpAddr, user: User, now: Instant) -> Result<Ticket<'_>, Refused> {
+    pub(crate) fn begin(
+        &self,
+        ip: IpAddr,
+        user: User,
+        now: Instant,
+    ) -> Result<Ticket<'_>, Refused> {
         let client = Client::of(ip);
         let (ck, uk) = (Key::Client(client), Key::User(user));
         let mut state = lock(&self.state);
@@ -351,13 +356,28 @@ mod tests {
         let now = Instant::now();
         // Failures as different users, so only the address reaches the limit.
         for i in 0..FAILURE_LIMIT - 1 {
-            assert_eq!(fail(&t, "192.0.2.1", &format!("u{i}"), 1, now), Locked::default());
+            assert_eq!(
+                fail(&t, "192.0.2.1", &format!("u{i}"), 1, now),
+                Locked::default()
+            );
         }
         let locked = fail(&t, "192.0.2.1", "last", 1, now);
-        assert_eq!(locked, Locked { address: true, user: false });
+        assert_eq!(
+            locked,
+            Locked {
+                address: true,
+                user: false
+            }
+        );
         let jane = t.user("jane");
-        assert_eq!(t.begin(ip("192.0.2.1"), jane, now).err(), Some(Refused::AddressLocked));
-        assert!(t.begin(ip("192.0.2.2"), jane, now).is_ok(), "another address");
+        assert_eq!(
+            t.begin(ip("192.0.2.1"), jane, now).err(),
+            Some(Refused::AddressLocked)
+        );
+        assert!(
+            t.begin(ip("192.0.2.2"), jane, now).is_ok(),
+            "another address"
+        );
         let later = now + LOCKOUT;
         t.begin(ip("192.0.2.1"), jane, later)
             .expect("the lockout is over")
@@ -376,9 +396,18 @@ mod tests {
         for i in 0..FAILURE_LIMIT {
             locked = fail(&t, &format!("192.0.2.{}", i + 1), "jane", 1, now);
         }
-        assert_eq!(locked, Locked { address: false, user: true });
+        assert_eq!(
+            locked,
+            Locked {
+                address: false,
+                user: true
+            }
+        );
         let jane = t.user("JANE");
-        assert_eq!(t.begin(ip("192.0.2.200"), jane, now).err(), Some(Refused::UserLocked));
+        assert_eq!(
+            t.begin(ip("192.0.2.200"), jane, now).err(),
+            Some(Refused::UserLocked)
+        );
         t.begin(ip("198.51.100.7"), jane, now)
             .expect("the owner's own address still gets in")
             .succeeded(now);
@@ -399,8 +428,17 @@ mod tests {
             locked.address |= l.address;
             locked.user |= l.user;
         }
-        assert_eq!(locked, Locked { address: true, user: true });
-        assert_eq!(t.begin(ip("192.0.2.9"), user, now).err(), Some(Refused::AddressLocked));
+        assert_eq!(
+            locked,
+            Locked {
+                address: true,
+                user: true
+            }
+        );
+        assert_eq!(
+            t.begin(ip("192.0.2.9"), user, now).err(),
+            Some(Refused::AddressLocked)
+        );
     }
 
     #[test]
@@ -419,7 +457,10 @@ mod tests {
         assert_eq!(fail(&t, "192.0.2.5", "x1", 3, now), Locked::default());
         assert_eq!(
             fail(&t, "192.0.2.5", "x2", 1, now),
-            Locked { address: true, user: false }
+            Locked {
+                address: true,
+                user: false
+            }
         );
     }
 
@@ -464,8 +505,14 @@ mod tests {
             Client::of(ip("2001:db8:1:2:aaaa::1")),
             Client::of(ip("2001:db8:1:2:bbbb::9"))
         );
-        assert_ne!(Client::of(ip("2001:db8:1:2::1")), Client::of(ip("2001:db8:1:3::1")));
-        assert_eq!(Client::of(ip("::ffff:192.0.2.1")), Client::of(ip("192.0.2.1")));
+        assert_ne!(
+            Client::of(ip("2001:db8:1:2::1")),
+            Client::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            Client::of(ip("::ffff:192.0.2.1")),
+            Client::of(ip("192.0.2.1"))
+        );
     }
 
     #[test]

@@ -163,7 +163,10 @@ mod tests {
         let like = "$argon2id$v=19$m=8192,t=3,p=1$c2FsdHNhbHRzYWx0$\
                     AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         let dummy = dummy_like(like);
-        assert!(dummy.starts_with("$argon2id$v=19$m=8192,t=3,p=1$"), "{dummy}");
+        assert!(
+            dummy.starts_with("$argon2id$v=19$m=8192,t=3,p=1$"),
+            "{dummy}"
+        );
         assert!(!verify(&dummy, ""));
         assert!(!verify(&dummy, "password"));
         let fallback = dummy_like("not a hash");
