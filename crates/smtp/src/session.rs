@@ -427,10 +427,11 @@ impl Session {
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
+        // The name is the client's: escaped and cut, as in the log.
         let greeting = format!(
             "{} Hello {} [{}]",
             self.config.hostname,
-            host.escape_debug(),
+            logsafe::shown(&host),
             self.info.peer.ip()
         );
         self.info.helo = Some(host.into_owned());
