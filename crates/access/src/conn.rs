@@ -13,7 +13,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::{AccessStats, Protocol};
 
-/// Why a session ended early. None of these is answered to the client.
+/// Why a session ended early. Only `TooLong` was answered to the client.
 #[derive(Debug, Error)]
 pub(crate) enum SessionError {
     #[error("connection error: {0}")]
@@ -22,6 +22,8 @@ pub(crate) enum SessionError {
     IdleTimeout(Duration),
     #[error("TLS handshake failed: {0}")]
     Tls(io::Error),
+    #[error("a line longer than {0} bytes before login")]
+    TooLong(usize),
 }
 
 enum Stream {

@@ -24,6 +24,12 @@ use crate::{
 /// POP3 works on this folder only.
 const INBOX: &str = "Inbox";
 
+/// Before login, the longest command line, its CR LF not counted: RFC 2449
+/// allows 255 octets, and this leaves room for a long password in `PASS`
+/// or `AUTH PLAIN`. A longer line before login is answered `-ERR` and ends
+/// the session.
+pub const PRE_LOGIN_LINE: usize = 1024;
+
 /// Maildrops held by POP3 sessions of this process.
 static LOCKS: LazyLock<Locks> = LazyLock::new(Locks::default);
 
@@ -156,6 +162,9 @@ impl Session {
                 Line::Eof => return Ok(End::Closed),
                 Line::TooLong => {
                     conn.write_all(b"-ERR command line too long\r\n").await?;
+                    if matches!(self.state, State::Authorization { .. }) {
+                        return Ok(End::Closed);
+                    }
                     continue;
                 }
                 Line::Text(line) => line,
@@ -224,22 +233,40 @@ impl Session {
         }
     }
 
+    /// The longest line the session takes now: [`PRE_LOGIN_LINE`] before
+    /// login, `max_line` after.
+    fn max_line(&self) -> usize {
+        match self.state {
+            State::Authorization { .. } => PRE_LOGIN_LINE.min(self.config.max_line),
+            State::Transaction(_) => self.config.max_line,
+        }
+    }
+
     /// Next CRLF- (or LF-) terminated line, without its ending. A line longer
-    /// than `max_line` is skipped to its end and reported as too long.
+    /// than [`Session::max_line`] is skipped to its end and reported as too
+    /// long; before login, not even to its end.
     async fn read_line(&mut self, conn: &mut Conn) -> Result<Line, SessionError> {
+        let max_line = self.max_line();
+        let before_login = matches!(self.state, State::Authorization { .. });
         let mut scanned = 0;
         let mut too_long = false;
         loop {
             if let Some(pos) = self.input[scanned..].iter().position(|b| *b == b'\n') {
                 let end = scanned + pos;
                 let raw: Vec<u8> = self.input.drain(..=end).collect();
-                if too_long || end > self.config.max_line {
+                let line = raw[..end].strip_suffix(b"\r").unwrap_or(&raw[..end]);
+                if too_long || line.len() > max_line {
                     return Ok(Line::TooLong);
                 }
-                let text = String::from_utf8_lossy(&raw[..end]);
-                return Ok(Line::Text(text.trim_end_matches('\r').to_owned()));
+                return Ok(Line::Text(String::from_utf8_lossy(line).into_owned()));
             }
-            if self.input.len() > self.config.max_line {
+            // (+1: the line's CR may be in, its LF not yet.)
+            if self.input.len() > max_line + 1 {
+                if before_login {
+                    // The session ends: no need to find the line's end.
+                    self.input.clear();
+                    return Ok(Line::TooLong);
+                }
                 // Keep no more of an overlong line than needed to find its end.
                 self.input.clear();
                 too_long = true;
@@ -292,7 +319,10 @@ impl Session {
                 conn.write_all(b"+ \r\n").await?;
                 match self.read_line(conn).await? {
                     Line::Text(text) => text,
-                    Line::TooLong => return Ok("-ERR response too long\r\n".to_owned()),
+                    Line::TooLong => {
+                        conn.write_all(b"-ERR response too long\r\n").await?;
+                        return Err(SessionError::TooLong(PRE_LOGIN_LINE));
+                    }
                     Line::Eof => return Err(SessionError::Io(io::ErrorKind::UnexpectedEof.into())),
                 }
             }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use access::Protocol;
-use common::{Raw, start_with};
+use common::{Raw, start, start_with};
 use tokio::io::BufReader;
 use tokio::net::TcpSocket;
 
@@ -104,4 +104,178 @@ async fn imap_sessions_from_one_address_over_the_cap_are_refused() {
         server.stat(Protocol::Imap, "IMAP.Sessions.Inbound.Total"),
         3
     );
+}
+
+#[tokio::test]
+async fn imap_before_login_takes_only_small_literals() {
+    let server = start().await;
+    let mut c = Raw::connect(server.imap).await;
+    assert!(c.line().await.starts_with("* OK"));
+    // A synchronizing literal over the limit is refused; the client sends
+    // nothing of it, and the session goes on.
+    let over = access::imap::PRE_LOGIN_LITERAL + 1;
+    c.send(format!("a1 LOGIN {{{over}}}\r\n").as_bytes()).await;
+    assert_eq!(c.line().await, "a1 NO [TOOBIG] literal too big\r\n");
+    // Literals up to the limit are taken: LOGIN with both at the limit.
+    let most = access::imap::PRE_LOGIN_LITERAL as usize;
+    let user = format!("jdoe{}", " ".repeat(most - 4));
+    c.send(format!("a2 LOGIN {{{most}}}\r\n").as_bytes()).await;
+    assert!(c.line().await.starts_with("+ "));
+    c.send(format!("{user} {{{most}+}}\r\n").as_bytes()).await;
+    c.send(format!("{}\r\n", "p".repeat(most)).as_bytes()).await;
+    assert!(c.line().await.starts_with("a2 NO [AUTHENTICATIONFAILED]"));
+    // A non-synchronizing literal over the limit: BAD, BYE and the end of
+    // the connection, with the literal left unread (RFC 7888 §4).
+    let header = format!("a3 LOGIN {{{}+}}\r\n", 64 * 1024 * 1024);
+    c.send(&[header.as_bytes(), &[b'x'; 1000]].concat()).await;
+    assert_eq!(
+        c.line().await,
+        "a3 BAD [TOOBIG] literal too big before login\r\n"
+    );
+    assert!(c.line().await.starts_with("* BYE "));
+    assert!(c.closed().await);
+    assert_eq!(server.stat(Protocol::Imap, "IMAP.Logins.Failed"), 1);
+}
+
+#[tokio::test]
+async fn imap_before_login_a_long_command_ends_the_session() {
+    let server = start().await;
+    let mut c = Raw::connect(server.imap).await;
+    c.line().await;
+    let long = format!(
+        "a1 LOGIN {} x\r\n",
+        "u".repeat(access::imap::PRE_LOGIN_COMMAND + 1)
+    );
+    c.send(long.as_bytes()).await;
+    assert_eq!(
+        c.line().await,
+        "a1 BAD [TOOBIG] command too long before login\r\n"
+    );
+    assert!(c.line().await.starts_with("* BYE "));
+    assert!(c.closed().await);
+    // After login, big literals are taken (an APPEND of 1 MB).
+    let mut c = Raw::connect(server.imap).await;
+    c.line().await;
+    c.send(b"a1 LOGIN jdoe secret\r\n").await;
+    assert!(c.until("a1 ").await.last().unwrap().starts_with("a1 OK"));
+    let message = format!("Subject: big\r\n\r\n{}\r\n", "b".repeat(1 << 20));
+    c.send(format!("a2 APPEND INBOX {{{}+}}\r\n", message.len()).as_bytes())
+        .await;
+    c.send(message.as_bytes()).await;
+    c.send(b"\r\n").await;
+    assert!(c.until("a2 ").await.last().unwrap().starts_with("a2 OK"));
+}
+
+#[tokio::test]
+async fn imap_authenticate_response_is_small_before_login() {
+    let server = start().await;
+    let mut c = Raw::connect(server.imap).await;
+    c.line().await;
+    c.send(b"a1 AUTHENTICATE PLAIN\r\n").await;
+    assert!(c.line().await.starts_with("+"));
+    let long = format!("{}\r\n", "A".repeat(access::imap::PRE_LOGIN_COMMAND + 4));
+    c.send(long.as_bytes()).await;
+    assert_eq!(
+        c.line().await,
+        "a1 BAD [TOOBIG] command too long before login\r\n"
+    );
+    assert!(c.line().await.starts_with("* BYE "));
+    assert!(c.closed().await);
+}
+
+#[tokio::test]
+async fn pop3_before_login_a_long_line_ends_the_session() {
+    let server = start().await;
+    let mut c = Raw::connect(server.pop3).await;
+    assert!(c.line().await.starts_with("+OK"));
+    // Up to the limit is fine.
+    let user = "u".repeat(access::pop3::PRE_LOGIN_LINE - "USER ".len());
+    c.send(format!("USER {user}\r\n").as_bytes()).await;
+    assert_eq!(c.line().await, "+OK\r\n");
+    // One byte more ends the session, however long the line goes on.
+    c.send(format!("PASS {}", "p".repeat(access::pop3::PRE_LOGIN_LINE)).as_bytes())
+        .await;
+    assert_eq!(c.line().await, "-ERR command line too long\r\n");
+    assert!(c.closed().await);
+    // So does an AUTH PLAIN response that is too long.
+    let mut c = Raw::connect(server.pop3).await;
+    c.line().await;
+    c.send(b"AUTH PLAIN\r\n").await;
+    assert_eq!(c.line().await, "+ \r\n");
+    c.send(format!("{}\r\n", "A".repeat(2 * access::pop3::PRE_LOGIN_LINE)).as_bytes())
+        .await;
+    assert_eq!(c.line().await, "-ERR response too long\r\n");
+    assert!(c.closed().await);
+}
+
+/// An address of this machine other than loopback, if it has one: the
+/// one it would use to reach the network (a UDP "connect" sends nothing).
+fn outward_address() -> Option<std::net::IpAddr> {
+    ["192.0.2.1:9", "10.255.255.254:9", "198.51.100.1:9"]
+        .iter()
+        .filter_map(|to| {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+            s.connect(to).ok()?;
+            Some(s.local_addr().ok()?.ip())
+        })
+        .find(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_passwords_need_tls_first() {
+    let Some(ip) = outward_address() else {
+        eprintln!("skipped: this machine has no address but loopback");
+        return;
+    };
+    let server = common::start_at(ip, |_| {}).await;
+    // IMAP: LOGINDISABLED, no AUTH=PLAIN; LOGIN and AUTHENTICATE refused.
+    let mut c = Raw::connect(server.imap).await;
+    let greeting = c.line().await;
+    assert!(greeting.contains("LOGINDISABLED"), "{greeting}");
+    assert!(!greeting.contains("AUTH=PLAIN"), "{greeting}");
+    c.send(b"a1 LOGIN jdoe secret\r\n").await;
+    assert!(c.line().await.starts_with("a1 NO [PRIVACYREQUIRED]"));
+    c.send(b"a2 AUTHENTICATE PLAIN AGpkb2UAc2VjcmV0\r\n").await;
+    assert!(c.line().await.starts_with("a2 NO [PRIVACYREQUIRED]"));
+    // POP3: no USER or SASL in CAPA; USER, PASS and AUTH refused.
+    let mut p = Raw::connect(server.pop3).await;
+    p.line().await;
+    p.send(b"CAPA\r\n").await;
+    let capa = p.until(".").await.concat();
+    assert!(
+        !capa.contains("USER\r\n") && !capa.contains("SASL"),
+        "{capa}"
+    );
+    let privacy = "-ERR [AUTH] plaintext login is refused without TLS: use STLS first\r\n";
+    for command in ["USER jdoe", "PASS secret", "AUTH PLAIN AGpkb2UAc2VjcmV0"] {
+        p.send(format!("{command}\r\n").as_bytes()).await;
+        assert_eq!(p.line().await, privacy, "{command}");
+    }
+    // The handler never saw a password.
+    assert_eq!(server.stat(Protocol::Imap, "IMAP.Logins.Failed"), 0);
+    assert_eq!(server.stat(Protocol::Pop3, "POP3.Logins.Failed"), 0);
+    // After STARTTLS / STLS the same logins work.
+    let script = format!(
+        r#"
+import imaplib, poplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+m = imaplib.IMAP4("{ip}", {imap})
+m.starttls(ctx)
+assert m.login("jdoe", "secret")[0] == "OK"
+m.logout()
+p = poplib.POP3("{ip}", {pop3})
+p.stls(ctx)
+p.user("jdoe")
+assert p.pass_("secret").startswith(b"+OK")
+p.quit()
+print("ok")
+"#,
+        imap = server.imap.port(),
+        pop3 = server.pop3.port()
+    );
+    assert_eq!(common::python(&script, 0).await.trim(), "ok");
+    assert_eq!(server.stat(Protocol::Imap, "IMAP.Logins.Successful"), 1);
+    assert_eq!(server.stat(Protocol::Pop3, "POP3.Logins.Successful"), 1);
 }

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::ValueError;
+use crate::error::{ValueError, shown};
 use crate::keywords::{
     AddressLookup, DnsblAction, HostNameResolution, RelayEnforcement, SmtpReachable,
     SmtpWithinLocalDomain,
@@ -71,15 +71,17 @@ impl FromStr for RuleAction {
             _ => match (target("copy-to:"), target("move-to:")) {
                 (Some(""), _) | (_, Some("")) => {
                     return Err(ValueError::new(format!(
-                        "{s:?}: the target after ':' is missing"
+                        "{s}: the target after ':' is missing",
+                        s = shown(s)
                     )));
                 }
                 (Some(address), _) => RuleAction::CopyTo(address.to_owned()),
                 (_, Some(mail_file)) => RuleAction::MoveTo(mail_file.to_owned()),
                 (None, None) => {
                     return Err(ValueError::new(format!(
-                        "{s:?} is not a rule action: \"reject\", \"hold\", \"drop\", \
-                         \"drop-and-report\", \"journal\", \"copy-to:ADDR\", \"move-to:MAILFILE\" or \"stop\""
+                        "{s} is not a rule action: \"reject\", \"hold\", \"drop\", \
+                         \"drop-and-report\", \"journal\", \"copy-to:ADDR\", \"move-to:MAILFILE\" or \"stop\"",
+                        s = shown(s)
                     )));
                 }
             },

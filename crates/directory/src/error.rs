@@ -67,3 +67,68 @@ impl ValueError {
         Self(reason.into())
     }
 }
+
+/// The most characters of a value an error quotes; a longer value is cut
+/// and ends in `…`, so a 2 MB value makes no 2 MB error line.
+pub(crate) const SHOWN_CHARS: usize = 80;
+
+/// The most characters of a reason (the value it quotes included).
+const REASON_CHARS: usize = 400;
+
+/// A value from the directory as an error quotes it: in quotes, escaped as
+/// `{:?}` does, at most [`SHOWN_CHARS`] characters of it.
+pub(crate) fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => {
+            let mut quoted = format!("{:?}", &value[..cut]);
+            quoted.insert(quoted.len() - 1, '…');
+            quoted
+        }
+    }
+}
+
+/// A reason no longer than [`REASON_CHARS`] characters, whatever it quotes.
+pub(crate) fn capped(reason: String) -> String {
+    match reason.char_indices().nth(REASON_CHARS) {
+        None => reason,
+        Some((cut, _)) => format!("{}…", &reason[..cut]),
+    }
+}
+
+impl DirectoryError {
+    /// An error at `line` (0: the whole file), its reason capped.
+    pub(crate) fn new(
+        file: impl Into<PathBuf>,
+        line: usize,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> DirectoryError {
+        DirectoryError {
+            file: file.into(),
+            line,
+            field: capped(field.into()),
+            reason: capped(reason.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_quoted_short() {
+        assert_eq!(shown("a\nb"), "\"a\\nb\"");
+        let long = "x".repeat(2_000_000);
+        let quoted = shown(&long);
+        assert_eq!(quoted, format!("\"{}…\"", "x".repeat(SHOWN_CHARS)));
+        assert_eq!(
+            shown(&"é".repeat(SHOWN_CHARS)),
+            format!("{:?}", "é".repeat(SHOWN_CHARS))
+        );
+        let reason = capped("r".repeat(10_000));
+        assert_eq!(reason.chars().count(), REASON_CHARS + 1);
+        assert!(reason.ends_with('…'));
+    }
+}

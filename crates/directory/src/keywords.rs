@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::ValueError;
+use crate::error::{ValueError, shown};
 
 macro_rules! keywords {
     ($(
@@ -41,7 +41,7 @@ macro_rules! keywords {
                     return Ok($name::$variant);
                 })+
                 let words: &[&str] = &[$(concat!("\"", $word, "\"")),+];
-                Err(ValueError::new(format!("{s:?} is not one of {}", words.join(", "))))
+                Err(ValueError::new(format!("{s} is not one of {}", words.join(", "), s = shown(s))))
             }
         }
 

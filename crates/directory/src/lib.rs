@@ -63,12 +63,12 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Directory, DirectoryErrors> 
 /// file only).
 pub fn load(path: &Path) -> Result<Directory, DirectoryErrors> {
     let unreadable = |reason: String| {
-        DirectoryErrors(vec![DirectoryError {
-            file: path.to_path_buf(),
-            line: 0,
-            field: "file".to_owned(),
+        DirectoryErrors(vec![DirectoryError::new(
+            path.to_path_buf(),
+            0,
+            "file",
             reason,
-        }])
+        )])
     };
     let metadata = fs::metadata(path).map_err(|e| unreadable(format!("cannot read: {e}")))?;
     let mut sources = Vec::new();
@@ -90,16 +90,36 @@ pub fn load(path: &Path) -> Result<Directory, DirectoryErrors> {
     };
     let mut builder = Builder::new(base_dir);
     for file in files {
-        let read = fs::metadata(&file).and_then(|m| Ok((m, fs::read_to_string(&file)?)));
+        let read = fs::metadata(&file).and_then(|m| Ok((m, fs::read(&file)?)));
         match read {
-            Ok((metadata, text)) => {
-                builder.add_file(&file, &text);
+            Ok((metadata, bytes)) => {
+                match utf8(&bytes) {
+                    Ok(text) => builder.add_file(&file, text),
+                    Err((line, reason)) => builder.line_error(&file, line, "encoding", reason),
+                }
                 sources.push((file, modified(&metadata)));
             }
             Err(e) => builder.file_error(&file, "file", format!("cannot read: {e}")),
         }
     }
     builder.finish(path, sources)
+}
+
+/// The text of a directory file, or the line of its first byte that is not
+/// UTF-8 and why.
+fn utf8(bytes: &[u8]) -> Result<&str, (usize, String)> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+        let column = 1 + good.iter().rev().take_while(|&&b| b != b'\n').count();
+        let byte = bytes.get(e.valid_up_to()).copied().unwrap_or_default();
+        (
+            line,
+            format!(
+                "not UTF-8: byte 0x{byte:02x} at column {column}; a directory file must be UTF-8"
+            ),
+        )
+    })
 }
 
 fn folder_of(file: &Path) -> PathBuf {

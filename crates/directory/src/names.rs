@@ -7,7 +7,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
-use crate::error::ValueError;
+use crate::error::{ValueError, shown};
 
 /// A Notes name. Two names are equal when they name the same entity:
 /// case-insensitively, whether written abbreviated or canonical.
@@ -220,7 +220,10 @@ impl FromStr for NotesName {
         }
         let parts: Vec<&str> = s.split('/').map(str::trim).collect();
         if parts.iter().any(|p| p.is_empty()) {
-            return Err(ValueError::new(format!("empty component in {s:?}")));
+            return Err(ValueError::new(format!(
+                "empty component in {s}",
+                s = shown(s)
+            )));
         }
         if parts.iter().any(|p| attribute_of(p).is_some()) {
             parse_canonical(&parts)

@@ -20,12 +20,13 @@ use crate::docs::{
     AdjacentDomain, ConnectionDoc, DebugSettings, DomainDoc, ForeignSmtpDomain, GlobalDomain,
     Group, Listen, MailIn, NonAdjacentDomain, Person, ServerDoc, TlsFiles,
 };
-use crate::error::{DirectoryError, DirectoryErrors, ValueError};
+use crate::error::{DirectoryError, DirectoryErrors, ValueError, shown};
 use crate::keywords::ConnectionType;
 use crate::names::NotesName;
 use crate::patterns::{domain_name, internet_address};
 use crate::reader::{
-    Report, Table, boolean, checked, int_in, int_of, non_empty, parsed, string, text,
+    MAX_LIST, MAX_MEMBERS, Report, Table, boolean, checked, int_in, int_of, non_empty, parsed,
+    string, text,
 };
 use crate::relay::RelayHosts;
 use crate::time::{Schedule, parse_duration};
@@ -54,12 +55,12 @@ struct Loc {
 
 impl Loc {
     fn error(&self, reason: impl Into<String>) -> DirectoryError {
-        DirectoryError {
-            file: self.file.to_path_buf(),
-            line: self.line,
-            field: self.field.clone(),
-            reason: reason.into(),
-        }
+        DirectoryError::new(
+            self.file.to_path_buf(),
+            self.line,
+            self.field.clone(),
+            reason,
+        )
     }
 }
 
@@ -132,12 +133,21 @@ impl Builder {
 
     /// Records a problem with a file as a whole (it could not be read).
     pub(crate) fn file_error(&mut self, file: &Path, field: &str, reason: impl Into<String>) {
-        self.errors.push(DirectoryError {
-            file: file.to_path_buf(),
-            line: 0,
-            field: field.to_owned(),
-            reason: reason.into(),
-        });
+        self.errors
+            .push(DirectoryError::new(file.to_path_buf(), 0, field, reason));
+    }
+
+    /// Records a problem at a line of a file that could not be parsed.
+    pub(crate) fn line_error(
+        &mut self,
+        file: &Path,
+        line: usize,
+        field: &str,
+        reason: impl Into<String>,
+    ) {
+        self.errors
+            .push(DirectoryError::new(file.to_path_buf(), line, field, reason));
+        self.syntax_failed = true;
     }
 
     /// Reads the documents of one file.
@@ -220,8 +230,10 @@ impl Builder {
                     )));
                 }
                 Check::AdjacentDomain(name, loc) if !adjacent.contains(&name.to_lowercase()) => {
-                    self.errors
-                        .push(loc.error(format!("no adjacent_domain named {name:?}")));
+                    self.errors.push(loc.error(format!(
+                        "no adjacent_domain named {name}",
+                        name = shown(name)
+                    )));
                 }
                 Check::Unique {
                     kind,
@@ -247,12 +259,12 @@ impl Builder {
         }
         for (i, adjacent) in self.docs.adjacent_domains.iter().enumerate() {
             if adjacent.name.eq_ignore_ascii_case(&domain.name) {
-                self.errors.push(DirectoryError {
-                    file: adjacent.file.to_path_buf(),
-                    line: adjacent.line,
-                    field: format!("adjacent_domain[{i}].name"),
-                    reason: format!("{} is this directory's own domain", adjacent.name),
-                });
+                self.errors.push(DirectoryError::new(
+                    adjacent.file.to_path_buf(),
+                    adjacent.line,
+                    format!("adjacent_domain[{i}].name"),
+                    format!("{} is this directory's own domain", adjacent.name),
+                ));
             }
         }
     }
@@ -270,13 +282,14 @@ fn check_configs(directory: &Directory) -> Vec<DirectoryError> {
         let config = directory.config_for(&server.name);
         let docs: Vec<(usize, &ConfigurationDoc)> =
             directory.configuration_docs_for(&server.name).collect();
-        let error =
-            |i: usize, doc: &ConfigurationDoc, field: String, reason: String| DirectoryError {
-                file: doc.file.to_path_buf(),
-                line: doc.line,
-                field: format!("configuration[{i}].{field}"),
+        let error = |i: usize, doc: &ConfigurationDoc, field: String, reason: String| {
+            DirectoryError::new(
+                doc.file.to_path_buf(),
+                doc.line,
+                format!("configuration[{i}].{field}"),
                 reason,
-            };
+            )
+        };
         if config.max_concurrent_transfers > config.transfer_threads {
             // Only a value given can exceed: the default is half of transfer_threads.
             if let Some((i, doc)) = docs
@@ -551,9 +564,12 @@ impl FileReader<'_> {
             ],
         );
         let socket = checked(|s: &str| {
-            s.trim()
-                .parse::<SocketAddr>()
-                .map_err(|_| ValueError::new(format!("{s:?} is not ip:port (e.g. 127.0.0.1:2525)")))
+            s.trim().parse::<SocketAddr>().map_err(|_| {
+                ValueError::new(format!(
+                    "{s} is not ip:port (e.g. 127.0.0.1:2525)",
+                    s = shown(s)
+                ))
+            })
         });
         let mut get = |key: &str| t.opt(r, key, &socket);
         let listen = Listen {
@@ -644,9 +660,12 @@ impl FileReader<'_> {
             })
         });
         let socket = checked(|s: &str| {
-            s.trim()
-                .parse::<SocketAddr>()
-                .map_err(|_| ValueError::new(format!("{s:?} is not ip:port (e.g. 127.0.0.1:53)")))
+            s.trim().parse::<SocketAddr>().map_err(|_| {
+                ValueError::new(format!(
+                    "{s} is not ip:port (e.g. 127.0.0.1:53)",
+                    s = shown(s)
+                ))
+            })
         });
         let mut doc = ConfigurationDoc::empty(target.clone(), r.file.clone(), t.line(r));
         doc.smtp_outside_local_domain = t.opt(r, "smtp_outside_local_domain", boolean);
@@ -690,7 +709,15 @@ impl FileReader<'_> {
             doc.outbound = outbound_doc(r, &outbound);
         }
         if t.has("rule") {
-            let rules = t.tables(r, "rule", 0);
+            let mut rules = t.tables(r, "rule", 0);
+            if rules.len() > MAX_LIST {
+                r.error_at_line(
+                    t.line_of(r, "rule"),
+                    t.path("rule"),
+                    format!("too many rules ({}; at most {MAX_LIST})", rules.len()),
+                );
+                rules.clear();
+            }
             doc.rules = Some(rules.iter().filter_map(|rule| read_rule(r, rule)).collect());
         }
         let (key, shown) = match &target {
@@ -897,7 +924,9 @@ impl FileReader<'_> {
         let r = &mut self.report;
         t.known(r, &["name", "members", "internet_address"]);
         let name = t.req(r, "name", non_empty);
-        let members = t.list(r, "members", non_empty).unwrap_or_default();
+        let members = t
+            .list_at_most(r, "members", MAX_MEMBERS, non_empty)
+            .unwrap_or_default();
         let internet_address = self.internet_address(t);
         Some(Group {
             name: name?,
@@ -1078,7 +1107,8 @@ fn notes_domain(s: &str) -> Result<String, ValueError> {
         Err(ValueError::new("must not be empty"))
     } else if s.contains(['@', '/', '%']) || s.chars().any(char::is_control) {
         Err(ValueError::new(format!(
-            "{s:?}: a Notes domain name cannot contain '@', '/' or '%'"
+            "{s}: a Notes domain name cannot contain '@', '/' or '%'",
+            s = shown(s)
         )))
     } else {
         Ok(s.to_owned())

@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use crate::error::ValueError;
+use crate::error::{ValueError, shown};
 
 /// Checks an Internet host or domain name (`mail.acme.com`) and returns it in
 /// lower case.
@@ -18,21 +18,27 @@ pub(crate) fn domain_name(s: &str) -> Result<String, ValueError> {
     }
     if name.len() > 253 {
         return Err(ValueError::new(format!(
-            "name {name:?} is longer than 253 characters"
+            "name {name} is longer than 253 characters",
+            name = shown(name)
         )));
     }
     for label in name.split('.') {
         if label.is_empty() {
-            return Err(ValueError::new(format!("{name:?} has an empty label")));
+            return Err(ValueError::new(format!(
+                "{name} has an empty label",
+                name = shown(name)
+            )));
         }
         if label.len() > 63 {
             return Err(ValueError::new(format!(
-                "{name:?} has a label longer than 63 characters"
+                "{name} has a label longer than 63 characters",
+                name = shown(name)
             )));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(ValueError::new(format!(
-                "{name:?}: a label cannot start or end with '-'"
+                "{name}: a label cannot start or end with '-'",
+                name = shown(name)
             )));
         }
         if let Some(c) = label
@@ -40,7 +46,8 @@ pub(crate) fn domain_name(s: &str) -> Result<String, ValueError> {
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
         {
             return Err(ValueError::new(format!(
-                "{name:?}: invalid character {c:?} in a host name"
+                "{name}: invalid character {c:?} in a host name",
+                name = shown(name)
             )));
         }
     }
@@ -52,7 +59,8 @@ pub(crate) fn internet_address(s: &str) -> Result<String, ValueError> {
     let s = s.trim();
     let Some((local, domain)) = s.rsplit_once('@') else {
         return Err(ValueError::new(format!(
-            "{s:?} is not an Internet address (local@domain)"
+            "{s} is not an Internet address (local@domain)",
+            s = shown(s)
         )));
     };
     if local.is_empty()
@@ -60,7 +68,10 @@ pub(crate) fn internet_address(s: &str) -> Result<String, ValueError> {
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '@')
     {
-        return Err(ValueError::new(format!("{s:?}: invalid local part")));
+        return Err(ValueError::new(format!(
+            "{s}: invalid local part",
+            s = shown(s)
+        )));
     }
     Ok(format!(
         "{}@{}",
@@ -137,7 +148,8 @@ impl FromStr for Cidr {
         let s = s.trim();
         let bad = || {
             ValueError::new(format!(
-                "{s:?} is not an IP address or CIDR block (192.0.2.0/24)"
+                "{s} is not an IP address or CIDR block (192.0.2.0/24)",
+                s = shown(s)
             ))
         };
         let (ip, prefix) = match s.split_once('/') {
@@ -157,8 +169,9 @@ impl FromStr for Cidr {
             None => max,
             Some(p) => p,
         };
-        Cidr::new(ip, prefix)
-            .ok_or_else(|| ValueError::new(format!("{s:?}: prefix length is at most {max}")))
+        Cidr::new(ip, prefix).ok_or_else(|| {
+            ValueError::new(format!("{s}: prefix length is at most {max}", s = shown(s)))
+        })
     }
 }
 
@@ -241,7 +254,8 @@ impl FromStr for ListEntry {
             let notes = notes.trim();
             if notes.is_empty() || notes.contains(['@', '/', '%']) {
                 return Err(ValueError::new(format!(
-                    "{s:?}: write a Notes domain as %Acme"
+                    "{s}: write a Notes domain as %Acme",
+                    s = shown(s)
                 )));
             }
             Ok(ListEntry::NotesDomain(notes.to_owned()))
@@ -255,8 +269,9 @@ impl FromStr for ListEntry {
             Ok(ListEntry::Cidr(cidr))
         } else {
             Err(ValueError::new(format!(
-                "{s:?} is not a list entry: write user@x.com, @x.com (the domain), *.x.com \
-                 (its subdomains), %NotesDomain, 192.0.2.0/24 or *"
+                "{s} is not a list entry: write user@x.com, @x.com (the domain), *.x.com \
+                 (its subdomains), %NotesDomain, 192.0.2.0/24 or *",
+                s = shown(s)
             )))
         }
     }

@@ -14,6 +14,12 @@ use toml::de::{DeTable, DeValue};
 
 use crate::error::{DirectoryError, ValueError};
 
+/// The most entries a list field may hold (`members` of a group:
+/// [`MAX_MEMBERS`]).
+pub(crate) const MAX_LIST: usize = 1_000;
+/// The most members a group may list (nest groups for more).
+pub(crate) const MAX_MEMBERS: usize = 10_000;
+
 type Value<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<Cow<'i, str>>;
 
@@ -54,12 +60,12 @@ impl Report {
     }
 
     pub(crate) fn error_at_line(&mut self, line: usize, field: String, reason: impl Display) {
-        self.errors.push(DirectoryError {
-            file: self.file.to_path_buf(),
+        self.errors.push(DirectoryError::new(
+            self.file.to_path_buf(),
             line,
             field,
-            reason: reason.to_string(),
-        });
+            reason.to_string(),
+        ));
     }
 
     pub(crate) fn error(&mut self, offset: usize, field: String, reason: impl Display) {
@@ -184,11 +190,24 @@ impl<'t, 'i> Table<'t, 'i> {
         self.opt(report, key, convert)
     }
 
-    /// An optional array; each bad element is reported as `key[i]`.
+    /// An optional array of at most [`MAX_LIST`] entries; each bad element
+    /// is reported as `key[i]`.
     pub(crate) fn list<T>(
         &self,
         report: &mut Report,
         key: &str,
+        convert: impl Fn(&DeValue<'i>) -> Result<T, String>,
+    ) -> Option<Vec<T>> {
+        self.list_at_most(report, key, MAX_LIST, convert)
+    }
+
+    /// An optional array of at most `most` entries; each bad element is
+    /// reported as `key[i]`.
+    pub(crate) fn list_at_most<T>(
+        &self,
+        report: &mut Report,
+        key: &str,
+        most: usize,
         convert: impl Fn(&DeValue<'i>) -> Result<T, String>,
     ) -> Option<Vec<T>> {
         let value = self.get(key)?;
@@ -200,6 +219,14 @@ impl<'t, 'i> Table<'t, 'i> {
             );
             return None;
         };
+        if items.len() > most {
+            report.error(
+                value.span().start,
+                self.path(key),
+                format!("too many entries ({}; at most {most})", items.len()),
+            );
+            return None;
+        }
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             match convert(item.get_ref()) {

@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
-use crate::error::ValueError;
+use crate::error::{ValueError, shown};
 use crate::patterns::domain_name;
 
 /// Where a relay host is.
@@ -44,7 +44,9 @@ fn port(text: &str, host: &str) -> Result<u16, ValueError> {
     match text.parse::<u16>() {
         Ok(p) if p > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
         _ => Err(ValueError::new(format!(
-            "{host:?}: bad port {text:?} (1..65535)"
+            "{host}: bad port {text} (1..65535)",
+            host = shown(host),
+            text = shown(text)
         ))),
     }
 }
@@ -57,7 +59,10 @@ fn parse_host(token: &str) -> Result<RelayHost, ValueError> {
     };
     if let Some(inner) = token.strip_prefix('[') {
         let Some((literal, after)) = inner.split_once(']') else {
-            return Err(ValueError::new(format!("{token:?}: unclosed '['")));
+            return Err(ValueError::new(format!(
+                "{token}: unclosed '['",
+                token = shown(token)
+            )));
         };
         let literal = literal.trim();
         let ip = match literal.get(..5) {
@@ -67,14 +72,22 @@ fn parse_host(token: &str) -> Result<RelayHost, ValueError> {
                 .map(IpAddr::V6),
             _ => literal.parse::<IpAddr>().ok(),
         }
-        .ok_or_else(|| ValueError::new(format!("{token:?}: {literal:?} is not an IP address")))?;
+        .ok_or_else(|| {
+            ValueError::new(format!(
+                "{token}: {literal} is not an IP address",
+                token = shown(token),
+                literal = shown(literal)
+            ))
+        })?;
         let after = after.trim();
         let port = match after.strip_prefix(':') {
             Some(p) => Some(port(p, token)?),
             None if after.is_empty() => None,
             None => {
                 return Err(ValueError::new(format!(
-                    "{token:?}: unexpected {after:?} after ']'"
+                    "{token}: unexpected {after} after ']'",
+                    token = shown(token),
+                    after = shown(after)
                 )));
             }
         };
@@ -84,7 +97,10 @@ fn parse_host(token: &str) -> Result<RelayHost, ValueError> {
         });
     }
     if token.contains(']') {
-        return Err(ValueError::new(format!("{token:?}: ']' without '['")));
+        return Err(ValueError::new(format!(
+            "{token}: ']' without '['",
+            token = shown(token)
+        )));
     }
     if let Ok(ip) = token.parse::<IpAddr>() {
         return Ok(RelayHost {
@@ -99,14 +115,21 @@ fn parse_host(token: &str) -> Result<RelayHost, ValueError> {
     let host = match name.parse::<IpAddr>() {
         Ok(ip) => RelayTarget::Ip(ip),
         Err(_) if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') => {
-            return Err(ValueError::new(format!("{name:?} is not an IP address")));
+            return Err(ValueError::new(format!(
+                "{name} is not an IP address",
+                name = shown(name)
+            )));
         }
         Err(_) => RelayTarget::Name(
-            domain_name(name).map_err(|e| ValueError::new(format!("{token:?}: {e}")))?,
+            domain_name(name)
+                .map_err(|e| ValueError::new(format!("{token}: {e}", token = shown(token))))?,
         ),
     };
     Ok(RelayHost { host, port })
 }
+
+/// The most relay hosts one list may name, over all its levels.
+pub const MAX_RELAY_HOSTS: usize = 100;
 
 impl FromStr for RelayHosts {
     type Err = ValueError;
@@ -115,6 +138,12 @@ impl FromStr for RelayHosts {
         if s.trim().is_empty() {
             return Ok(RelayHosts::default());
         }
+        let hosts = s.split([';', ',']).count();
+        if hosts > MAX_RELAY_HOSTS {
+            return Err(ValueError::new(format!(
+                "too many relay hosts ({hosts}; at most {MAX_RELAY_HOSTS})"
+            )));
+        }
         let levels = s
             .split(';')
             .map(|level| {
@@ -122,8 +151,8 @@ impl FromStr for RelayHosts {
                     .split(',')
                     .map(|token| match token.trim() {
                         "" => Err(ValueError::new(format!(
-                            "{:?}: empty host between separators",
-                            s.trim()
+                            "{}: empty host between separators",
+                            shown(s.trim())
                         ))),
                         token => parse_host(token),
                     })

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::ValueError;
+use crate::error::{ValueError, shown};
 
 /// A size in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -32,7 +32,8 @@ impl FromStr for Size {
         let (digits, unit) = s.split_at(digits_end);
         if digits.is_empty() {
             return Err(ValueError::new(format!(
-                "{s:?} is not a size: write a number and a unit, e.g. 25MB, 100KB, 512B"
+                "{s} is not a size: write a number and a unit, e.g. 25MB, 100KB, 512B",
+                s = shown(s)
             )));
         }
         let unit = unit.trim().to_ascii_uppercase();
@@ -53,7 +54,7 @@ impl FromStr for Size {
             .ok()
             .and_then(|n| n.checked_mul(multiplier))
             .map(Size)
-            .ok_or_else(|| ValueError::new(format!("size {s:?} is too large")))
+            .ok_or_else(|| ValueError::new(format!("size {s} is too large", s = shown(s))))
     }
 }
 

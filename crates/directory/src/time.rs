@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::error::ValueError;
+use crate::error::{ValueError, shown};
 
 const UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
 
@@ -34,7 +34,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
             .map(|(_, secs)| *secs);
         let (false, Some(seconds)) = (digits.is_empty(), seconds) else {
             return Err(ValueError::new(format!(
-                "{text:?} is not a duration: write a number and a unit s, m, h or d (e.g. 15m, 1h30m)"
+                "{text} is not a duration: write a number and a unit s, m, h or d (e.g. 15m, 1h30m)",
+                text = shown(text)
             )));
         };
         total = digits
@@ -42,7 +43,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
             .ok()
             .and_then(|n| n.checked_mul(seconds))
             .and_then(|n| n.checked_add(total))
-            .ok_or_else(|| ValueError::new(format!("duration {text:?} is too long")))?;
+            .ok_or_else(|| {
+                ValueError::new(format!("duration {text} is too long", text = shown(text)))
+            })?;
         rest = chars.as_str().trim_start();
     }
     Ok(Duration::from_secs(total))
@@ -128,8 +131,8 @@ impl FromStr for TimeWindow {
             })
             .ok_or_else(|| {
                 ValueError::new(format!(
-                    "{:?} is not a time window: write HH:MM-HH:MM, e.g. 00:00-06:00",
-                    s.trim()
+                    "{} is not a time window: write HH:MM-HH:MM, e.g. 00:00-06:00",
+                    shown(s.trim())
                 ))
             })
     }

@@ -507,3 +507,126 @@ fn all_errors_are_reported_in_line_order() {
         ]
     );
 }
+
+/// A TOML array of `n` quoted strings made by `item`.
+fn array(n: usize, item: impl Fn(usize) -> String) -> String {
+    let items: Vec<String> = (0..n).map(|i| format!("\"{}\"", item(i))).collect();
+    format!("[{}]", items.join(", "))
+}
+
+#[test]
+fn lists_are_bounded() {
+    let config = "[[configuration]]\nserver = \"*\"\n[configuration.inbound]\n";
+    let hosts = array(1_001, |i| format!("10.0.{}.{}/32", i / 256, i % 256));
+    expect(
+        &format!("{config}relay_exempt_hosts = {hosts}\n"),
+        &[(
+            10,
+            "configuration[0].inbound.relay_exempt_hosts",
+            "too many entries (1001; at most 1000)",
+        )],
+    );
+    // 1,000 is allowed.
+    let hosts = array(1_000, |i| format!("10.0.{}.{}/32", i / 256, i % 256));
+    parse_str(
+        &format!("{BASE}{config}relay_exempt_hosts = {hosts}\n"),
+        Path::new("dir/names.toml"),
+    )
+    .expect("1,000 entries");
+    // A group may have more members, up to 10,000.
+    let members = array(10_001, |i| format!("user{i}@example.com"));
+    expect(
+        &format!("[[group]]\nname = \"Everyone\"\nmembers = {members}\n"),
+        &[(
+            9,
+            "group[0].members",
+            "too many entries (10001; at most 10000)",
+        )],
+    );
+}
+
+#[test]
+fn relay_hosts_are_bounded() {
+    let config = "[[configuration]]\nserver = \"*\"\n";
+    let hosts = |n: usize| {
+        (0..n)
+            .map(|i| format!("relay{i}.example.net"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    expect(
+        &format!("{config}relay_host = \"{}\"\n", hosts(101)),
+        &[(
+            9,
+            "configuration[0].relay_host",
+            "too many relay hosts (101; at most 100)",
+        )],
+    );
+    // As the attacker's 100,000 were: refused without reading them all.
+    expect(
+        &format!("{config}relay_host = \"{}\"\n", hosts(100_000)),
+        &[(
+            9,
+            "configuration[0].relay_host",
+            "too many relay hosts (100000; at most 100)",
+        )],
+    );
+    let levels = (0..100)
+        .map(|i| format!("[10.0.0.{i}]"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    parse_str(
+        &format!("{BASE}{config}relay_host = \"{levels}\"\n"),
+        Path::new("dir/names.toml"),
+    )
+    .expect("100 hosts in 100 levels");
+}
+
+#[test]
+fn echoed_values_are_cut_short() {
+    let config = "[[configuration]]\nserver = \"*\"\n";
+    let huge = "x".repeat(2 * 1024 * 1024);
+    for line in [
+        format!("relay_host = \"[{huge}\""),
+        format!("relay_host = \"{huge};;b\""),
+        format!("max_message_size = \"{huge}\""),
+        format!("address_lookup = \"{huge}\""),
+    ] {
+        let errors = errors_of(&format!("{BASE}{config}{line}\n"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let shown = errors[0].to_string();
+        assert!(
+            shown.len() < 600,
+            "{} bytes: {}",
+            shown.len(),
+            &shown[..600]
+        );
+        assert!(shown.contains("x…\""), "{shown}");
+        assert!(!shown.contains(&"x".repeat(81)), "{shown}");
+    }
+}
+
+#[test]
+fn invalid_utf8_is_an_error_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("directory.toml");
+    let mut bytes = format!("{BASE}\n[[person]]\nfull_name = \"Jos").into_bytes();
+    bytes.extend_from_slice(b"\xe9 Doe/Acme\"\n");
+    std::fs::write(&file, &bytes).unwrap();
+    let errors = directory::load(&file).unwrap_err().0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = &errors[0];
+    assert_eq!((e.line, e.field.as_str()), (9, "encoding"));
+    assert!(
+        e.reason.contains("not UTF-8: byte 0xe9 at column 17"),
+        "{}",
+        e.reason
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:9: encoding: not UTF-8: byte 0xe9 at column 17; a directory file must be UTF-8",
+            file.display()
+        )
+    );
+}

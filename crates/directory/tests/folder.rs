@@ -132,10 +132,9 @@ fn unreadable_paths() {
     fs::write(dir.path().join("bad.toml"), [0xff, 0xfe, 0x00]).unwrap();
     let invalid = load(dir.path()).unwrap_err();
     assert!(
-        invalid
-            .0
-            .iter()
-            .any(|e| e.field == "file" && e.reason.contains("cannot read")),
+        invalid.0.iter().any(|e| e.field == "encoding"
+            && e.line == 1
+            && e.reason.contains("not UTF-8: byte 0xff at column 1")),
         "{invalid}"
     );
 }

@@ -338,11 +338,14 @@ fn mailfile_ls(
 }
 
 fn init_logging() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("MAILHOP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours for a terminal only: a log file holds no escape sequences.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

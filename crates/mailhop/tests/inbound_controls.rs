@@ -95,8 +95,11 @@ deny_connections = ["*.bad.example", "127.0.0.12"]"#,
     }
     let jane = server.wait_mail("mail/jdoe", 2);
     assert_eq!(jane.len(), 2, "{jane:?}");
-    assert_eq!(server.stat("SMTP.Refused.Connection.Denied"), 2);
-    assert_eq!(server.stat("SMTP.Refused.Connection.HostNotVerified"), 2);
+    assert_eq!(server.stat("SMTP.Sessions.Inbound.Refused.Denied"), 2);
+    assert_eq!(
+        server.stat("SMTP.Sessions.Inbound.Refused.HostNotVerified"),
+        2
+    );
     let log = server.log();
     assert!(
         log.contains("127.0.0.12 refused the connection"),
@@ -190,9 +193,9 @@ deny_recipients = ["admin@acme.com"]"#,
     let admin = server.wait_mail("mail/admin", 1);
     assert_eq!(admin.len(), 1, "{admin:?}");
 
-    assert_eq!(server.stat("SMTP.Refused.Sender.Denied"), 2);
-    assert_eq!(server.stat("SMTP.Refused.Sender.DomainNotFound"), 2);
-    assert_eq!(server.stat("SMTP.Refused.Recipient.Denied"), 1);
+    assert_eq!(server.stat("SMTP.Senders.Refused.Denied"), 2);
+    assert_eq!(server.stat("SMTP.Senders.Refused.DomainNotFound"), 2);
+    assert_eq!(server.stat("SMTP.Recipients.Refused.Denied"), 1);
 }
 
 /// `AUTH PLAIN`'s initial response for `user` and `password`.
@@ -280,7 +283,7 @@ dnsbl_action = "{action}""#,
         }
         assert_eq!(server.stat("SMTP.DNSBL.bl.test.TotalHits"), 1, "{action}");
         assert_eq!(
-            server.stat("SMTP.Refused.DNSBL"),
+            server.stat("SMTP.Senders.Refused.DNSBL"),
             i64::from(action == "reject"),
             "{action}"
         );
@@ -403,7 +406,7 @@ deny_relay_from = ["*"]"#,
     let relay_refusals = battery.iter().filter(|r| r.2 == "550 5.7.1").count()
         + usize::from(status(&utf8) == "550 5.7.1");
     assert_eq!(
-        server.stat("SMTP.Refused.Relay"),
+        server.stat("SMTP.Recipients.Refused.RelayDenied"),
         i64::try_from(relay_refusals).unwrap()
     );
     // Nothing refused waits in the mail box.

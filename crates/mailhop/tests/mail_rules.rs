@@ -83,6 +83,7 @@ fn reject_is_a_550_at_the_end_of_data_and_nothing_is_stored() {
     assert_eq!(subjects, ["lottery results", "ordinary"]);
     let log = server.log();
     assert!(log.contains("matched server mail rule 1 (line "), "{log}");
+    assert_eq!(server.stat("SMTP.Messages.Refused.Rule"), 2);
 }
 
 #[test]

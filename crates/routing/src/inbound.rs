@@ -41,31 +41,6 @@ pub enum Control {
     Relay,
 }
 
-impl Control {
-    /// The counter's `show stat` name.
-    pub fn counter(self) -> &'static str {
-        match self {
-            Control::ConnectionDenied => "SMTP.Refused.Connection.Denied",
-            Control::HostNotVerified => "SMTP.Refused.Connection.HostNotVerified",
-            Control::SenderDenied => "SMTP.Refused.Sender.Denied",
-            Control::SenderDomainUnknown => "SMTP.Refused.Sender.DomainNotFound",
-            Control::Dnsbl => "SMTP.Refused.DNSBL",
-            Control::RecipientDenied => "SMTP.Refused.Recipient.Denied",
-            Control::Relay => "SMTP.Refused.Relay",
-        }
-    }
-
-    pub const ALL: [Control; 7] = [
-        Control::ConnectionDenied,
-        Control::HostNotVerified,
-        Control::SenderDenied,
-        Control::SenderDomainUnknown,
-        Control::Dnsbl,
-        Control::RecipientDenied,
-        Control::Relay,
-    ];
-}
-
 /// A refusal: the reply code, enhanced status and text, and which control.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {

@@ -261,6 +261,12 @@ fn stats(inst: &Instance) -> anyhow::Result<Vec<(String, StatValue)>> {
             .into_iter()
             .map(|(n, v)| (n, int(v))),
     );
+    out.extend(
+        inst.auth
+            .stats()
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), int(v))),
+    );
     for p in [access::Protocol::Pop3, access::Protocol::Imap] {
         out.extend(
             inst.access_stats

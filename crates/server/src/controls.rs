@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use directory::{Config, DnsblAction};
 use routing::inbound::{self, Client, Control, Refusal};
@@ -66,12 +65,7 @@ impl Controls {
     }
 
     /// The connection controls; `Err` is said instead of the greeting.
-    pub(crate) async fn connect(
-        &self,
-        stats: &ControlStats,
-        s: &SessionInfo,
-        config: &Config,
-    ) -> Result<(), Reply> {
+    pub(crate) async fn connect(&self, s: &SessionInfo, config: &Config) -> Result<(), Reply> {
         let (name, authenticated) = self.client(s, config).await;
         let client = Client {
             ip: s.peer.ip(),
@@ -79,7 +73,7 @@ impl Controls {
             authenticated,
         };
         match inbound::connection_refusal(&config.inbound, &client) {
-            Some(refusal) => Err(refuse(stats, s, refusal)),
+            Some(refusal) => Err(refuse(s, refusal)),
             None => Ok(()),
         }
     }
@@ -104,7 +98,7 @@ impl Controls {
         };
         let inbound = &config.inbound;
         if let Some(refusal) = inbound::sender_refusal(inbound, &client, from) {
-            return Err(refuse(stats, s, refusal));
+            return Err(refuse(s, refusal));
         }
         if !inbound.dnsbl_zones.is_empty() && !inbound::is_trusted_host(inbound, &client) {
             let listed = self.listing(stats, s, config).await;
@@ -112,7 +106,7 @@ impl Controls {
                 && inbound.dnsbl_action == DnsblAction::Reject
             {
                 let refusal = inbound::dnsbl_refusal(client.ip, &l.zone, l.reason.as_deref());
-                return Err(refuse(stats, s, refusal));
+                return Err(refuse(s, refusal));
             }
         }
         if inbound.verify_sender_domain
@@ -121,7 +115,7 @@ impl Controls {
             match self.dns.sender_domain(&config.dns_servers, domain).await {
                 DomainAnswer::Exists => {}
                 DomainAnswer::NotFound => {
-                    return Err(refuse(stats, s, inbound::sender_domain_refusal(from)));
+                    return Err(refuse(s, inbound::sender_domain_refusal(from)));
                 }
                 DomainAnswer::Unavailable(why) => {
                     tracing::info!(
@@ -147,7 +141,6 @@ impl Controls {
     /// controls. `relaying` says whether `rcpt` leaves the local domains.
     pub(crate) async fn rcpt(
         &self,
-        stats: &ControlStats,
         s: &SessionInfo,
         config: &Config,
         rcpt: &str,
@@ -160,10 +153,10 @@ impl Controls {
             authenticated,
         };
         if let Some(refusal) = inbound::recipient_refusal(&config.inbound, &client, rcpt) {
-            return Err(refuse(stats, s, refusal));
+            return Err(refuse(s, refusal));
         }
         if relaying && !inbound::relay_allowed(&config.inbound, &client, rcpt) {
-            return Err(refuse(stats, s, inbound::relay_refusal()));
+            return Err(refuse(s, inbound::relay_refusal()));
         }
         Ok(())
     }
@@ -233,9 +226,9 @@ impl Controls {
     }
 }
 
-/// Counts a refusal, logs it, and makes it the reply.
-fn refuse(stats: &ControlStats, s: &SessionInfo, refusal: Refusal) -> Reply {
-    stats.refused(refusal.control);
+/// Logs a refusal and makes it the reply, counted by the session under
+/// its control's `show stat` name.
+fn refuse(s: &SessionInfo, refusal: Refusal) -> Reply {
     tracing::info!(
         "SMTP Server: {} refused {}: {}",
         s.peer.ip(),
@@ -246,39 +239,35 @@ fn refuse(stats: &ControlStats, s: &SessionInfo, refusal: Refusal) -> Reply {
         },
         refusal.text
     );
-    Reply::new(refusal.code, refusal.status, refusal.text)
+    let kind = match refusal.control {
+        Control::ConnectionDenied => smtp::Refusal::ConnectionDenied,
+        Control::HostNotVerified => smtp::Refusal::HostNotVerified,
+        Control::SenderDenied => smtp::Refusal::SenderDenied,
+        Control::SenderDomainUnknown => smtp::Refusal::SenderDomainNotFound,
+        Control::Dnsbl => smtp::Refusal::Dnsbl,
+        Control::RecipientDenied => smtp::Refusal::RecipientDenied,
+        Control::Relay => smtp::Refusal::RelayDenied,
+    };
+    Reply::new(refusal.code, refusal.status, refusal.text).counted(kind)
 }
 
-/// The counters of the inbound controls (`show stat SMTP`).
+/// The DNS blacklist hits of the inbound controls (`show stat SMTP`); the
+/// refusals are counted by the session with the other SMTP refusals.
 #[derive(Default)]
 pub(crate) struct ControlStats {
-    refused: [AtomicU64; Control::ALL.len()],
     dnsbl_hits: Mutex<BTreeMap<String, u64>>,
 }
 
 impl ControlStats {
-    fn refused(&self, control: Control) {
-        if let Some(i) = Control::ALL.iter().position(|c| *c == control) {
-            self.refused[i].fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
     fn dnsbl_hit(&self, zone: &str) {
         *lock(&self.dnsbl_hits).entry(zone.to_owned()).or_default() += 1;
     }
 
     /// Every counter under its `show stat` name.
     pub(crate) fn snapshot(&self) -> Vec<(String, u64)> {
-        let mut out: Vec<(String, u64)> = Control::ALL
+        lock(&self.dnsbl_hits)
             .iter()
-            .zip(&self.refused)
-            .map(|(c, n)| (c.counter().to_owned(), n.load(Ordering::Relaxed)))
-            .collect();
-        out.extend(
-            lock(&self.dnsbl_hits)
-                .iter()
-                .map(|(zone, n)| (format!("SMTP.DNSBL.{zone}.TotalHits"), *n)),
-        );
-        out
+            .map(|(zone, n)| (format!("SMTP.DNSBL.{zone}.TotalHits"), *n))
+            .collect()
     }
 }

@@ -125,10 +125,10 @@ pub struct Instance {
     pub(crate) server_id: String,
     /// The native protocol's mutual TLS, from the server ID; `None` without one.
     pub(crate) native_tls: Option<certify::DomainTls>,
-    pub(crate) auth_failures: crate::auth::Throttle,
     /// Refusals of the inbound controls and DNS blacklist hits.
     pub(crate) control_stats: crate::controls::ControlStats,
-    pub(crate) auth_cache: crate::auth::AuthCache,
+    /// Internet password logins: throttle, cache, counters.
+    pub(crate) auth: Arc<crate::auth::Authenticator>,
     console_stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
@@ -183,12 +183,12 @@ impl Instance {
             tls: ArcSwap::from_pointee(tls),
             server_id,
             native_tls,
-            auth_failures: crate::auth::Throttle::default(),
             control_stats: crate::controls::ControlStats::default(),
-            auth_cache: crate::auth::AuthCache::default(),
+            auth: Arc::default(),
             console_stop: Mutex::new(None),
         });
         crate::upkeep::start_event_pruning(&inst);
+        inst.prepare_logins();
         for l in Listener::ALL {
             if inst.listen_addr(l).is_some() {
                 inst.start_listener(l).await?;
@@ -339,12 +339,22 @@ impl Instance {
                 if let Ok(rt) = tokio::runtime::Handle::try_current() {
                     rt.spawn(async move { crate::upkeep::ensure_mail_files(&store, &snap).await });
                 }
+                self.prepare_logins();
             }
             None => warn!(
                 "Directory: server {} is no longer in the directory; keeping its previous configuration",
                 self.name
             ),
         }
+    }
+
+    /// Makes the dummy hash of the directory in use, in the background.
+    fn prepare_logins(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (auth, dir) = (self.auth.clone(), self.snapshot().dir.clone());
+        rt.spawn(async move { auth.prepare(&dir).await });
     }
 
     /// A debug variable the router reads at run time (`set config NAME=VALUE`).

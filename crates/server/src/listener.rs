@@ -97,6 +97,7 @@ pub(crate) fn store_failed(inst: &Instance, why: &str) -> Reply {
             inst.snapshot().server.hostname
         ),
     )
+    .counted(smtp::Refusal::StoreUnavailable)
 }
 
 /// The reply to a message the store did not take: `421` when the store
@@ -104,7 +105,8 @@ pub(crate) fn store_failed(inst: &Instance, why: &str) -> Reply {
 pub(crate) fn not_stored(inst: &Instance) -> Reply {
     match inst.store.health() {
         Err(why) => store_failed(inst, &why),
-        Ok(()) => Reply::temporary_failure("Requested action aborted: local error in processing"),
+        Ok(()) => Reply::temporary_failure("Requested action aborted: local error in processing")
+            .counted(smtp::Refusal::StoreUnavailable),
     }
 }
 
@@ -161,9 +163,7 @@ impl SessionHandler for Handler {
     async fn connect(&self, s: &SessionInfo) -> Result<(), Reply> {
         let inst = self.inst()?;
         let snap = inst.snapshot();
-        self.controls
-            .connect(&inst.control_stats, s, &snap.config)
-            .await
+        self.controls.connect(s, &snap.config).await
     }
 
     fn disconnected(&self, s: &SessionInfo) {
@@ -214,9 +214,7 @@ impl SessionHandler for Handler {
             }
             routing::Address::Notes { .. } => (false, false, true),
         };
-        self.controls
-            .rcpt(&inst.control_stats, s, &snap.config, rcpt, relaying)
-            .await?;
+        self.controls.rcpt(s, &snap.config, rcpt, relaying).await?;
         if external {
             return Ok(());
         }
@@ -228,7 +226,8 @@ impl SessionHandler for Handler {
             return Ok(());
         }
         match refusal(&routing::resolve(ctx, rcpt)) {
-            Some(f) => Err(Reply::new(550, enhanced(&f.status), f.reason.clone())),
+            Some(f) => Err(Reply::new(550, enhanced(&f.status), f.reason.clone())
+                .counted(smtp::Refusal::UnknownRecipient)),
             None => Ok(()),
         }
     }

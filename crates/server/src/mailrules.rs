@@ -74,11 +74,10 @@ pub(crate) async fn at_accept(
 /// anywhere refuses the message; otherwise the first `hold` holds it.
 pub(crate) fn decide(matched: &[Matched]) -> Result<Decision, Reply> {
     if matched.iter().any(|m| m.action == RuleAction::Reject) {
-        return Err(Reply::new(
-            550,
-            (5, 7, 1),
-            "Message rejected for policy reasons",
-        ));
+        return Err(
+            Reply::new(550, (5, 7, 1), "Message rejected for policy reasons")
+                .counted(smtp::Refusal::RuleRejected),
+        );
     }
     Ok(Decision {
         held: matched

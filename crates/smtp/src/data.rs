@@ -12,7 +12,7 @@
 
 use memchr::memchr3;
 
-use crate::Reply;
+use crate::{Refusal, Reply};
 
 /// Why a received message is refused once its end has been read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -39,13 +39,19 @@ impl DataProblem {
     pub(crate) fn reply(self) -> Reply {
         match self {
             DataProblem::TooBig => Reply::message_too_big(),
-            DataProblem::Nul | DataProblem::LongLine(_) => {
-                Reply::new(554, (5, 6, 0), self.to_string())
+            DataProblem::Nul => Reply::new(554, (5, 6, 0), self.to_string()).counted(Refusal::Nul),
+            DataProblem::LongLine(_) => {
+                Reply::new(554, (5, 6, 0), self.to_string()).counted(Refusal::LongLine)
             }
-            DataProblem::BareLf | DataProblem::BareCr => {
-                Reply::new(554, (5, 5, 2), self.to_string())
+            DataProblem::BareLf => {
+                Reply::new(554, (5, 5, 2), self.to_string()).counted(Refusal::BareLf)
             }
-            DataProblem::NoStorage => Reply::new(452, (4, 3, 1), self.to_string()),
+            DataProblem::BareCr => {
+                Reply::new(554, (5, 5, 2), self.to_string()).counted(Refusal::BareCr)
+            }
+            DataProblem::NoStorage => {
+                Reply::new(452, (4, 3, 1), self.to_string()).counted(Refusal::InsufficientStorage)
+            }
         }
     }
 }

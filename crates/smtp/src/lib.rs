@@ -17,6 +17,7 @@ mod conn;
 mod data;
 mod handler;
 mod message;
+mod refusal;
 mod reply;
 mod server;
 mod session;
@@ -25,6 +26,7 @@ mod trace;
 
 pub use config::{AuthPolicy, ListenerConfig, ListenerKind, PeerIdentity};
 pub use handler::{Envelope, SessionHandler, SessionInfo};
+pub use refusal::Refusal;
 pub use reply::Reply;
 pub use server::{next_session_id, serve};
 pub use session::run_session;

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::Refusal;
+
 /// One SMTP reply, e.g. `550 5.1.1 User unknown`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -14,6 +16,8 @@ pub struct Reply {
     pub enhanced: Option<(u8, u16, u16)>,
     /// Reply text; several lines give a multi-line reply.
     pub text: String,
+    /// The kind of refusal this reply is, counted when it is sent.
+    refusal: Option<Refusal>,
 }
 
 impl Reply {
@@ -23,6 +27,7 @@ impl Reply {
             code,
             enhanced: Some(enhanced),
             text: text.into(),
+            refusal: None,
         }
     }
 
@@ -32,17 +37,31 @@ impl Reply {
             code,
             enhanced: None,
             text: text.into(),
+            refusal: None,
         }
+    }
+
+    /// The same reply, counted under `kind` (its `show stat` counter) when
+    /// the session sends it.
+    #[must_use]
+    pub fn counted(mut self, kind: Refusal) -> Reply {
+        self.refusal = Some(kind);
+        self
+    }
+
+    /// The kind of refusal this reply is counted as, if any.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refusal
     }
 
     /// `550 5.1.1 <text>`: the mailbox does not exist.
     pub fn unknown_user(text: impl Into<String>) -> Reply {
-        Reply::new(550, (5, 1, 1), text)
+        Reply::new(550, (5, 1, 1), text).counted(Refusal::UnknownRecipient)
     }
 
     /// `550 5.7.1 Relaying denied`.
     pub fn relay_denied() -> Reply {
-        Reply::new(550, (5, 7, 1), "Relaying denied")
+        Reply::new(550, (5, 7, 1), "Relaying denied").counted(Refusal::RelayDenied)
     }
 
     /// `451 4.3.0 <text>`: a local problem; the client should retry later.
@@ -57,6 +76,7 @@ impl Reply {
             (5, 3, 4),
             "Message size exceeds fixed maximum message size",
         )
+        .counted(Refusal::MessageTooBig)
     }
 
     /// True for 2xx and 3xx replies.

@@ -16,8 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::session::run_with_config;
-use crate::stats::Refusal;
-use crate::{ListenerConfig, ListenerKind, Reply, SessionHandler, SessionInfo, SmtpStats};
+use crate::{ListenerConfig, ListenerKind, Refusal, Reply, SessionHandler, SessionInfo, SmtpStats};
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -36,6 +35,24 @@ struct Sessions {
     per_host: HashMap<IpAddr, usize>,
 }
 
+/// Which session cap a connection met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtCap {
+    /// The listener has `max_sessions` sessions.
+    Busy,
+    /// The client's address has `max_sessions_per_host` sessions.
+    PerHost,
+}
+
+impl AtCap {
+    fn kind(self) -> Refusal {
+        match self {
+            AtCap::Busy => Refusal::Busy,
+            AtCap::PerHost => Refusal::PerHost,
+        }
+    }
+}
+
 /// One admitted session; dropping it gives its place back.
 struct Slot {
     sessions: Arc<Mutex<Sessions>>,
@@ -47,14 +64,14 @@ fn admit(
     sessions: &Arc<Mutex<Sessions>>,
     ip: IpAddr,
     config: &ListenerConfig,
-) -> Result<Slot, Refusal> {
+) -> Result<Slot, AtCap> {
     let mut guard = sessions.lock().unwrap_or_else(PoisonError::into_inner);
     if guard.total >= config.max_sessions {
-        return Err(Refusal::Busy);
+        return Err(AtCap::Busy);
     }
     let from_host = guard.per_host.entry(ip).or_insert(0);
     if *from_host >= config.max_sessions_per_host {
-        return Err(Refusal::PerHost);
+        return Err(AtCap::PerHost);
     }
     *from_host += 1;
     guard.total += 1;
@@ -78,10 +95,10 @@ impl Drop for Slot {
 }
 
 /// The reply that refuses a connection over a cap.
-fn refusal_reply(why: Refusal, hostname: &str) -> Reply {
+fn refusal_reply(why: AtCap, hostname: &str) -> Reply {
     let text = match why {
-        Refusal::Busy => format!("{hostname} Too many concurrent SMTP sessions; try again later"),
-        Refusal::PerHost => {
+        AtCap::Busy => format!("{hostname} Too many concurrent SMTP sessions; try again later"),
+        AtCap::PerHost => {
             format!("{hostname} Too many sessions from your address; try again later")
         }
     };
@@ -91,7 +108,7 @@ fn refusal_reply(why: Refusal, hostname: &str) -> Reply {
 /// Answers `421` and closes. Implicit-TLS ports close without a word: a
 /// plaintext reply would be garbage there, and a handshake is the work the
 /// cap saves.
-async fn refuse(mut stream: TcpStream, why: Refusal, config: Arc<ListenerConfig>) {
+async fn refuse(mut stream: TcpStream, why: AtCap, config: Arc<ListenerConfig>) {
     if matches!(config.kind, ListenerKind::Smtps | ListenerKind::Native) {
         return;
     }
@@ -129,7 +146,7 @@ pub async fn serve(
                     let slot = match admit(&sessions, peer.ip().to_canonical(), &config) {
                         Ok(slot) => slot,
                         Err(why) => {
-                            stats.refused(why);
+                            stats.refused(why.kind());
                             tracing::info!(
                                 target: "smtp",
                                 "SMTP Server: connection from {} refused: {}",
@@ -174,9 +191,9 @@ mod tests {
         let b: IpAddr = "192.0.2.2".parse().expect("ip");
         let first = admit(&sessions, a, &config).expect("first");
         let _second = admit(&sessions, a, &config).expect("second");
-        assert_eq!(admit(&sessions, a, &config).err(), Some(Refusal::PerHost));
+        assert_eq!(admit(&sessions, a, &config).err(), Some(AtCap::PerHost));
         let third = admit(&sessions, b, &config).expect("another address");
-        assert_eq!(admit(&sessions, b, &config).err(), Some(Refusal::Busy));
+        assert_eq!(admit(&sessions, b, &config).err(), Some(AtCap::Busy));
         drop(first);
         drop(third);
         let _again = admit(&sessions, a, &config).expect("a place was given back");

@@ -21,8 +21,8 @@ use crate::message::ReceivedHeader;
 use crate::stats::{ActiveSession, InFlight};
 use crate::trace::{COMMANDS, CONNECTIONS, DETAILS, Trace};
 use crate::{
-    AuthPolicy, Envelope, ListenerConfig, ListenerKind, Reply, SessionHandler, SessionInfo,
-    SmtpStats,
+    AuthPolicy, Envelope, ListenerConfig, ListenerKind, Refusal, Reply, SessionHandler,
+    SessionInfo, SmtpStats,
 };
 
 /// Why a session ended other than by QUIT.
@@ -285,6 +285,9 @@ impl Session {
             if self.config.kind != ListenerKind::Native
                 && let Err(refusal) = self.handler.connect(&self.info).await
             {
+                if let Some(kind) = refusal.refusal() {
+                    self.stats.refused(kind);
+                }
                 conn.queue(&refusal);
                 conn.close().await;
                 return Ok(End::Closed);
@@ -310,7 +313,7 @@ impl Session {
                 Err(SessionError::Timeout)
             }
             Err(SessionError::TooManyErrors) => {
-                self.stats.too_many_errors();
+                self.stats.refused(Refusal::TooManyErrors);
                 let text = format!(
                     "{} Too many errors, closing connection",
                     self.config.hostname
@@ -346,14 +349,18 @@ impl Session {
         }
     }
 
-    /// Queues the reply to a command. Every 5xx reply counts as an error
-    /// (bad commands, refused senders and recipients, refused messages);
-    /// `max_errors` of them end the session (Postfix's hard error limit),
-    /// which also stops directory harvesting.
+    /// Queues the reply to a command. A reply that is a refusal of a known
+    /// kind is counted under its `show stat` name. Every 5xx reply counts as
+    /// an error (bad commands, refused senders and recipients, refused
+    /// messages); `max_errors` of them end the session (Postfix's hard
+    /// error limit), which also stops directory harvesting.
     fn respond<T>(&mut self, conn: &mut Conn<T>, reply: Reply) -> Result<Step, SessionError>
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
+        if let Some(kind) = reply.refusal() {
+            self.stats.refused(kind);
+        }
         conn.queue(&reply);
         if reply.code >= 500 {
             self.errors = self.errors.saturating_add(1);
@@ -434,10 +441,11 @@ impl Session {
     where
         T: AsyncRead + AsyncWrite + Unpin,
     {
+        // The name is the client's: escaped and cut, as in the log.
         let greeting = format!(
             "{} Hello {} [{}]",
             self.config.hostname,
-            host.escape_debug(),
+            logsafe::shown(&host),
             self.info.peer.ip()
         );
         self.info.helo = Some(host.into_owned());
@@ -505,7 +513,8 @@ impl Session {
         }
         if self.config.effective_auth() == AuthPolicy::Required && self.info.authenticated.is_none()
         {
-            return self.respond(conn, Reply::new(530, (5, 7, 0), "Authentication required"));
+            let reply = Reply::new(530, (5, 7, 0), "Authentication required");
+            return self.respond(conn, reply.counted(Refusal::AuthRequired));
         }
         let size = from.size as u64;
         if size > self.config.max_message_size {
@@ -515,7 +524,6 @@ impl Session {
             .stats
             .inflight_fits(size, self.config.inflight_message_bytes)
         {
-            self.stats.storage_refused();
             self.trace.debug(
                 DETAILS,
                 format_args!("SIZE={size} does not fit the in-flight message budget"),
@@ -535,7 +543,7 @@ impl Session {
         if let Err(reply) = self.handler.mail_from(&self.info, &from.address).await {
             self.trace.debug(
                 DETAILS,
-                format_args!("sender {} refused: {reply}", from.address),
+                format_args!("sender {} refused: {reply}", logsafe::shown(&from.address)),
             );
             return self.respond(conn, reply);
         }
@@ -582,7 +590,8 @@ impl Session {
             return Reply::new(250, (2, 1, 5), "Recipient OK");
         }
         if env.recipients.len() >= self.config.max_recipients {
-            return Reply::new(452, (4, 5, 3), "Too many recipients");
+            return Reply::new(452, (4, 5, 3), "Too many recipients")
+                .counted(Refusal::TooManyRecipients);
         }
         match self.handler.rcpt_to(&self.info, env, rcpt).await {
             Ok(()) => {
@@ -590,8 +599,10 @@ impl Session {
                 Reply::new(250, (2, 1, 5), "Recipient OK")
             }
             Err(reply) => {
-                self.trace
-                    .debug(DETAILS, format_args!("recipient {rcpt} refused: {reply}"));
+                self.trace.debug(
+                    DETAILS,
+                    format_args!("recipient {} refused: {reply}", logsafe::shown(rcpt)),
+                );
                 reply
             }
         }
@@ -674,9 +685,6 @@ impl Session {
         self.trace.content(&message);
         if let Some(problem) = problem {
             self.stats.message_rejected();
-            if problem == DataProblem::NoStorage {
-                self.stats.storage_refused();
-            }
             self.trace
                 .debug(DETAILS, format_args!("message refused: {problem}"));
             return self.respond(conn, problem.reply());
@@ -694,7 +702,8 @@ impl Session {
                 self.stats.message_accepted();
                 tracing::info!(
                     target: "smtp",
-                    "SMTP Server: Message {queue_id} (MessageID: {message_id}) received from {} size {size} bytes",
+                    "SMTP Server: Message {queue_id} (MessageID: {}) received from {} size {size} bytes",
+                    logsafe::shown(&message_id),
                     self.info.peer.ip()
                 );
                 self.respond(
@@ -747,7 +756,8 @@ impl Session {
                     538,
                     (5, 7, 11),
                     "Encryption required for requested authentication mechanism",
-                ),
+                )
+                .counted(Refusal::EncryptionRequired),
             );
         }
         let Some(mechanism) = Mechanism::from_proto(mechanism) else {
@@ -767,6 +777,7 @@ impl Session {
             .await
         {
             Some(identity) => {
+                self.stats.login_succeeded();
                 self.trace
                     .debug(DETAILS, format_args!("authenticated as {identity}"));
                 self.info.authenticated = Some(identity);
@@ -775,18 +786,12 @@ impl Session {
                     Reply::new(235, (2, 7, 0), "Authentication successful"),
                 )
             }
-            None => {
-                tracing::warn!(
-                    target: "smtp",
-                    "SMTP Server: Authentication failed for user {} from {}",
-                    credentials.user.escape_debug(),
-                    self.info.peer.ip()
-                );
-                self.respond(
-                    conn,
-                    Reply::new(535, (5, 7, 8), "Authentication credentials invalid"),
-                )
-            }
+            // The handler logs the failure once, with its reason.
+            None => self.respond(
+                conn,
+                Reply::new(535, (5, 7, 8), "Authentication credentials invalid")
+                    .counted(Refusal::AuthFailed),
+            ),
         }
     }
 
@@ -898,11 +903,12 @@ fn parse_error_reply(e: smtp_proto::Error) -> Reply {
 }
 
 /// Checks what smtp-proto leaves open in an address: bytes that were not
-/// UTF-8, control characters, and non-ASCII without SMTPUTF8.
+/// UTF-8, control characters, invisible formatting characters (which
+/// would also travel into the log), and non-ASCII without SMTPUTF8.
 fn check_address(address: &str, smtputf8: bool, bad_syntax: (u8, u16, u16)) -> Result<(), Reply> {
     if address
         .chars()
-        .any(|c| c == char::REPLACEMENT_CHARACTER || c.is_control() || c.is_whitespace())
+        .any(|c| c == char::REPLACEMENT_CHARACTER || c.is_whitespace() || logsafe::is_invisible(c))
     {
         return Err(Reply::new(501, bad_syntax, "Bad address syntax"));
     }
@@ -916,21 +922,28 @@ fn check_address(address: &str, smtputf8: bool, bad_syntax: (u8, u16, u16)) -> R
     Ok(())
 }
 
-/// A command line as the debug log shows it: AUTH secrets hidden,
-/// formatted only if the line is actually logged.
+/// A command line as the debug log shows it: AUTH secrets hidden, the
+/// client's bytes escaped and cut short (`logsafe`), formatted only if the
+/// line is actually logged.
 struct Loggable<'a>(&'a [u8]);
 
 impl std::fmt::Display for Loggable<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = String::from_utf8_lossy(self.0);
-        let text = text.trim_end();
-        let mut words = text.split_ascii_whitespace();
+        let line = self.0.trim_ascii_end();
+        let mut words = line
+            .split(u8::is_ascii_whitespace)
+            .filter(|w| !w.is_empty());
         match (words.next(), words.next()) {
-            (Some(verb), Some(mechanism)) if verb.eq_ignore_ascii_case("AUTH") => {
+            (Some(verb), Some(mechanism)) if verb.eq_ignore_ascii_case(b"AUTH") => {
                 let hidden = if words.next().is_some() { " ****" } else { "" };
-                write!(f, "{verb} {mechanism}{hidden}")
+                write!(
+                    f,
+                    "{} {}{hidden}",
+                    logsafe::shown_bytes(verb),
+                    logsafe::shown_bytes(mechanism)
+                )
             }
-            _ => write!(f, "{}", text.escape_debug()),
+            _ => write!(f, "{}", logsafe::shown_bytes(line)),
         }
     }
 }
@@ -953,6 +966,18 @@ mod tests {
     }
 
     #[test]
+    fn logged_lines_are_escaped_and_cut() {
+        assert_eq!(
+            Loggable(b"HELO x\rforged\x1b[0m\r\n").to_string(),
+            "HELO x\\rforged\\u{1b}[0m"
+        );
+        let long = format!("HELO {}\r\n", "h".repeat(100_000));
+        let shown = Loggable(long.as_bytes()).to_string();
+        assert_eq!(shown.chars().count(), logsafe::MAX_CHARS);
+        assert!(shown.ends_with('…'));
+    }
+
+    #[test]
     fn addresses_are_checked_for_what_the_parser_allows() {
         assert!(check_address("a@b.example", false, (5, 1, 3)).is_ok());
         assert!(check_address("", false, (5, 1, 7)).is_ok());
@@ -964,6 +989,9 @@ mod tests {
         let bad = check_address("a\u{fffd}@b", true, (5, 1, 3)).map_err(|r| r.enhanced);
         assert_eq!(bad, Err(Some((5, 1, 3))));
         assert!(check_address("a\u{1}@b", true, (5, 1, 7)).is_err());
+        assert!(check_address("evil\u{202e}moc.b@c", true, (5, 1, 3)).is_err());
+        assert!(check_address("zero\u{200b}width@b", true, (5, 1, 3)).is_err());
+        assert!(check_address("e\u{301}@b.example", true, (5, 1, 3)).is_ok());
     }
 
     #[test]

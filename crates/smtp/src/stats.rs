@@ -1,10 +1,13 @@
-//! Inbound SMTP statistics (`SMTP.Sessions.Inbound.*` of `show stat`).
+//! Inbound SMTP statistics (`SMTP.Sessions.Inbound.*`, `SMTP.Messages.*`,
+//! and a counter per [`Refusal`] kind, of `show stat`).
 //!
 //! Owns the counters and their Domino names; it knows nothing of sessions
 //! beyond the events the session code reports.
 
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::Refusal;
 
 /// Counters shared by every session of one listener (or of one server).
 #[derive(Debug, Default)]
@@ -18,22 +21,22 @@ pub struct SmtpStats {
     bytes_sent: AtomicU64,
     messages_accepted: AtomicU64,
     messages_rejected: AtomicU64,
-    refused_busy: AtomicU64,
-    refused_per_host: AtomicU64,
     timed_out: AtomicU64,
-    too_many_errors: AtomicU64,
+    logins_ok: AtomicU64,
     /// Message bytes held by sessions receiving DATA right now.
     inflight_bytes: AtomicU64,
-    storage_refused: AtomicU64,
+    /// One counter per [`Refusal`] kind.
+    refused: RefusalCounters,
 }
 
-/// Why a connection was refused before its greeting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// The listener has `max_sessions` sessions.
-    Busy,
-    /// The client's address has `max_sessions_per_host` sessions.
-    PerHost,
+/// A counter for each kind of refusal.
+#[derive(Debug)]
+struct RefusalCounters([AtomicU64; Refusal::COUNT]);
+
+impl Default for RefusalCounters {
+    fn default() -> Self {
+        RefusalCounters(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
 }
 
 impl SmtpStats {
@@ -58,24 +61,14 @@ impl SmtpStats {
             ("SMTP.Messages.Accepted", get(&self.messages_accepted)),
             ("SMTP.Messages.Rejected", get(&self.messages_rejected)),
             ("SMTP.Messages.InFlight.Bytes", get(&self.inflight_bytes)),
-            (
-                "SMTP.Messages.Refused.InsufficientStorage",
-                get(&self.storage_refused),
-            ),
-            (
-                "SMTP.Sessions.Inbound.Refused.Busy",
-                get(&self.refused_busy),
-            ),
-            (
-                "SMTP.Sessions.Inbound.Refused.PerHost",
-                get(&self.refused_per_host),
-            ),
             ("SMTP.Sessions.Inbound.TimedOut", get(&self.timed_out)),
-            (
-                "SMTP.Sessions.Inbound.TooManyErrors",
-                get(&self.too_many_errors),
-            ),
+            ("SMTP.Logins.Successful", get(&self.logins_ok)),
         ];
+        stats.extend(
+            Refusal::ALL
+                .iter()
+                .map(|&kind| (kind.counter_name(), self.refusals(kind))),
+        );
         stats.sort_unstable_by_key(|&(name, _)| name);
         stats
     }
@@ -108,24 +101,22 @@ impl SmtpStats {
         self.messages_rejected.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn refused(&self, why: Refusal) {
-        let counter = match why {
-            Refusal::Busy => &self.refused_busy,
-            Refusal::PerHost => &self.refused_per_host,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// Counts one refusal of this kind.
+    pub fn refused(&self, why: Refusal) {
+        self.refused.0[why.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many refusals of this kind there were.
+    pub fn refusals(&self, why: Refusal) -> u64 {
+        self.refused.0[why.index()].load(Ordering::Relaxed)
     }
 
     pub(crate) fn timed_out(&self) {
         self.timed_out.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn too_many_errors(&self) {
-        self.too_many_errors.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn storage_refused(&self) {
-        self.storage_refused.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn login_succeeded(&self) {
+        self.logins_ok.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Message bytes being received right now by all sessions.
@@ -263,6 +254,24 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(names, sorted);
         assert!(names.contains(&"SMTP.Sessions.Inbound.BytesReceived"));
+    }
+
+    #[test]
+    fn every_refusal_kind_has_its_counter() {
+        let stats = SmtpStats::new();
+        stats.refused(Refusal::RelayDenied);
+        stats.refused(Refusal::RelayDenied);
+        stats.refused(Refusal::Busy);
+        for &kind in Refusal::ALL {
+            let want = match kind {
+                Refusal::RelayDenied => 2,
+                Refusal::Busy => 1,
+                _ => 0,
+            };
+            assert_eq!(value(&stats, kind.counter_name()), want, "{kind:?}");
+        }
+        assert_eq!(value(&stats, "SMTP.Recipients.Refused.RelayDenied"), 2);
+        assert_eq!(value(&stats, "SMTP.Sessions.Inbound.Refused.Busy"), 1);
     }
 
     #[test]

@@ -58,6 +58,12 @@ use fetch::Meta;
 
 /// The largest command (with its literals) accepted, e.g. an APPEND.
 const MAX_MESSAGE: u32 = 64 * 1024 * 1024;
+/// Before login, the largest literal: enough for the user name and
+/// password of LOGIN. A bigger one is refused before a byte of it is read.
+pub const PRE_LOGIN_LITERAL: u32 = 8 * 1024;
+/// Before login, the largest command with its literals (LOGIN with two
+/// literals of the largest size fits); a longer one ends the session.
+pub const PRE_LOGIN_COMMAND: usize = 3 * PRE_LOGIN_LITERAL as usize;
 /// Messages per slice of a FETCH answer.
 const FETCH_SLICE: usize = 1000;
 /// The hierarchy delimiter of folder names.
@@ -104,6 +110,7 @@ async fn session(
         dirty: false,
         out: Vec::new(),
         rev2: false,
+        closing: false,
     };
     let greeting = Greeting {
         kind: GreetingKind::Ok,
@@ -260,7 +267,8 @@ fn store_failure(e: &StoreError) -> Done {
         ),
         StoreError::InvalidFolderName { .. } | StoreError::InvalidKeyword(_) => no(&e.to_string()),
         _ => {
-            tracing::warn!("IMAP: store error: {e}");
+            // Folder names in it are the client's.
+            tracing::warn!("IMAP: store error: {}", logsafe::shown(&e.to_string()));
             with_code(
                 no("the mail file cannot be read or written now"),
                 Code::Other(CodeOther::unvalidated(&b"UNAVAILABLE"[..])),
@@ -292,6 +300,8 @@ struct Session {
     out: Vec<u8>,
     /// The client enabled IMAP4rev2.
     rev2: bool,
+    /// The session ends: the client was told why.
+    closing: bool,
 }
 
 /// A message read from the client.
@@ -372,11 +382,29 @@ impl Session {
     }
 
     /// Reads until the fragmentizer holds a complete message, answering
-    /// synchronizing literals on the way.
-    async fn next_message(&mut self, conn: &mut Conn) -> Result<Incoming, SessionError> {
+    /// synchronizing literals on the way. Before login only small commands
+    /// and literals are taken ([`PRE_LOGIN_LITERAL`], [`PRE_LOGIN_COMMAND`]);
+    /// `Eof` also when the session must end (the client was told why).
+    /// `answering` is the tag of the command whose continuation is read
+    /// (AUTHENTICATE), when it is not a command of its own.
+    async fn next_message(
+        &mut self,
+        conn: &mut Conn,
+        answering: Option<&Tag<'static>>,
+    ) -> Result<Incoming, SessionError> {
         let mut buf = Vec::new();
         loop {
-            match self.frag.progress() {
+            if self.closing {
+                return Ok(Incoming::Eof);
+            }
+            let logged_in = self.state.login().is_some();
+            let progress = self.frag.progress();
+            if !logged_in && self.frag.message_bytes().len() > PRE_LOGIN_COMMAND {
+                self.refuse_and_close(conn, answering, "command too long before login")
+                    .await?;
+                continue;
+            }
+            match progress {
                 None => {
                     buf.clear();
                     if conn.read_into(&mut buf, self.config.idle_timeout).await? == 0 {
@@ -388,21 +416,34 @@ impl Session {
                     announcement: Some(LiteralAnnouncement { mode, length }),
                     ..
                 }) => {
-                    if length > MAX_MESSAGE {
+                    let most = if logged_in {
+                        MAX_MESSAGE
+                    } else {
+                        PRE_LOGIN_LITERAL
+                    };
+                    if length <= most {
                         if mode == LiteralMode::Sync {
-                            let tag = self.frag.decode_tag().map(IntoStatic::into_static);
-                            self.frag.skip_message();
-                            let done = with_code(no("literal too big"), Code::TooBig);
-                            match tag {
-                                Some(tag) => self.tagged(tag, done),
-                                None => self.untagged(StatusKind::Bad, None, "literal too big"),
-                            }
-                            self.flush(conn).await?;
-                        } else {
-                            self.frag.poison_message();
+                            conn.write_all(b"+ Ready for literal data\r\n").await?;
                         }
                     } else if mode == LiteralMode::Sync {
-                        conn.write_all(b"+ Ready for literal data\r\n").await?;
+                        // The client waits for `+`: it sends no literal.
+                        let tag = self.frag.decode_tag().map(IntoStatic::into_static);
+                        self.frag.skip_message();
+                        let done = with_code(no("literal too big"), Code::TooBig);
+                        match tag {
+                            Some(tag) => self.tagged(tag, done),
+                            None => self.untagged(StatusKind::Bad, None, "literal too big"),
+                        }
+                        self.flush(conn).await?;
+                    } else if logged_in {
+                        // Read past, never kept; the command fails.
+                        self.frag.poison_message();
+                    } else {
+                        // RFC 7888 §4: a non-synchronizing literal too big
+                        // is answered BAD, and the connection is closed
+                        // before the literal is read.
+                        self.refuse_and_close(conn, answering, "literal too big before login")
+                            .await?;
                     }
                 }
                 Some(_) => {
@@ -414,9 +455,35 @@ impl Session {
         }
     }
 
+    /// Answers the command being read `BAD [TOOBIG]`, says `BYE` and ends
+    /// the session without reading more of it.
+    async fn refuse_and_close(
+        &mut self,
+        conn: &mut Conn,
+        answering: Option<&Tag<'static>>,
+        why: &str,
+    ) -> Result<(), SessionError> {
+        let tag = match answering {
+            Some(tag) => Some(tag.clone()),
+            None => self.frag.decode_tag().map(IntoStatic::into_static),
+        };
+        let done = with_code(bad(why), Code::TooBig);
+        match tag {
+            Some(tag) => self.tagged(tag, done),
+            None => self.untagged(StatusKind::Bad, Some(Code::TooBig), why),
+        }
+        self.respond(Response::Status(Status::Bye(Bye {
+            code: None,
+            text: text(&format!("{} closing the connection", self.config.hostname)),
+        })));
+        self.flush(conn).await?;
+        self.closing = true;
+        Ok(())
+    }
+
     async fn converse(&mut self, conn: &mut Conn) -> Result<End, SessionError> {
         loop {
-            if let Incoming::Eof = self.next_message(conn).await? {
+            if let Incoming::Eof = self.next_message(conn, None).await? {
                 return Ok(End::Closed);
             }
             let command = match self.frag.decode_message(&CommandCodec::default()) {
@@ -640,7 +707,10 @@ impl Session {
                         .expunge(&sel.login.mail_file, &sel.folder, None)
                         .await
                 {
-                    tracing::warn!("IMAP: CLOSE could not expunge: {e}");
+                    tracing::warn!(
+                        "IMAP: CLOSE could not expunge: {}",
+                        logsafe::shown(&e.to_string())
+                    );
                 }
                 self.deselect();
                 ok("CLOSE completed")
@@ -744,7 +814,7 @@ impl Session {
         tag: Tag<'static>,
     ) -> Result<(), SessionError> {
         self.flush(conn).await?;
-        if let Incoming::Eof = self.next_message(conn).await? {
+        if let Incoming::Eof = self.next_message(conn, Some(&tag)).await? {
             return Ok(());
         }
         let data = self

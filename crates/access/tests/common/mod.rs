@@ -67,6 +67,11 @@ pub async fn start() -> Server {
 }
 
 pub async fn start_with(adjust: impl Fn(&mut AccessConfig)) -> Server {
+    start_at("127.0.0.1".parse().unwrap(), adjust).await
+}
+
+/// Servers listening on `ip` (a port of its own each).
+pub async fn start_at(ip: std::net::IpAddr, adjust: impl Fn(&mut AccessConfig)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let mut pop3 = AccessConfig::new("mail.example.com", Protocol::Pop3);
@@ -80,8 +85,8 @@ pub async fn start_with(adjust: impl Fn(&mut AccessConfig)) -> Server {
         imap: Arc::new(imap),
     });
     let stats = Arc::new(AccessStats::new());
-    let pop3_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let imap_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pop3_listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let imap_listener = TcpListener::bind((ip, 0)).await.unwrap();
     let (pop3_addr, imap_addr) = (
         pop3_listener.local_addr().unwrap(),
         imap_listener.local_addr().unwrap(),
