@@ -9,7 +9,8 @@
 # Each crate's targets are a cargo-fuzz package beside it (crates/C/fuzz,
 # outside the workspace); they build with nightly Rust into fuzz/target,
 # shared by all of them. A target starts from its seed corpus
-# (crates/C/fuzz/corpus/T, committed) and keeps what it finds in
+# (crates/C/fuzz/corpus/T, committed; with the protocol's words in
+# crates/C/fuzz/T.dict where there is one) and keeps what it finds in
 # fuzz/target/corpus/C/T, so a later run goes on from there. A crash is
 # written to crates/C/fuzz/artifacts/T/ and named in the summary; replay it
 # with `cargo +nightly fuzz run T ARTIFACT` in crates/C. Logs are in
@@ -49,6 +50,8 @@ for t in "${targets[@]}"; do
   work="$root/fuzz/target/corpus/$crate/$target"
   log="$root/fuzz/target/logs/$crate-$target.log"
   mkdir -p "$work" "crates/$crate/fuzz/artifacts/$target"
+  dict=()
+  [ -f "crates/$crate/fuzz/$target.dict" ] && dict=("-dict=fuzz/$target.dict")
   echo "== $t: building, then fuzzing for ${seconds}s (log: fuzz/target/logs/$crate-$target.log)"
   start=$(date +%s)
   # -s none: the code under test is safe Rust; what the targets look for
@@ -58,7 +61,7 @@ for t in "${targets[@]}"; do
   (cd "crates/$crate" && nice -n "$nice_level" cargo +nightly fuzz run -s none -a \
       --target-dir "$root/fuzz/target" "$target" "$work" "fuzz/corpus/$target" -- \
       -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
-      ${FUZZ_ARGS:-}) >"$log" 2>&1
+      "${dict[@]}" ${FUZZ_ARGS:-}) >"$log" 2>&1
   status=$?
   took=$(( $(date +%s) - start ))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')
