@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::server::TlsStream;
 
 use crate::{AccessStats, Protocol};
@@ -26,9 +25,15 @@ pub(crate) enum SessionError {
     TooLong(usize),
 }
 
+/// What a connection runs over: a TCP socket, or any stream that reads and
+/// writes like one (the fuzz targets use an in-memory one).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
 enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Box<dyn Io>),
+    Tls(Box<TlsStream<Box<dyn Io>>>),
 }
 
 /// A connection with its peer and the counters it feeds.
@@ -46,13 +51,13 @@ const CHUNK: usize = 64 * 1024;
 
 impl Conn {
     pub(crate) fn new(
-        tcp: TcpStream,
+        stream: impl Io + 'static,
         peer: SocketAddr,
         stats: Arc<AccessStats>,
         protocol: Protocol,
     ) -> Conn {
         Conn {
-            stream: Stream::Plain(tcp),
+            stream: Stream::Plain(Box::new(stream)),
             peer,
             stats,
             protocol,

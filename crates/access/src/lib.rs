@@ -6,6 +6,8 @@
 //! mail and never touches the directory.
 
 mod conn;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod imap;
 mod listener;
 mod lock;

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use crate::conn::{Conn, SessionError};
+use crate::conn::{Conn, Io, SessionError};
 use crate::stats::SessionGuard;
 use crate::{AccessConfig, AccessHandler, AccessStats, Protocol};
 
@@ -56,7 +56,7 @@ where
 /// The start every session shares: its configuration, its statistics, and
 /// the TLS handshake when the port is implicit TLS.
 pub(crate) async fn open<'s>(
-    tcp: TcpStream,
+    stream: impl Io + 'static,
     peer: SocketAddr,
     protocol: Protocol,
     handler: &dyn AccessHandler,
@@ -64,7 +64,7 @@ pub(crate) async fn open<'s>(
 ) -> Result<(Arc<AccessConfig>, SessionGuard<'s>, Conn), SessionError> {
     let config = handler.config(protocol);
     let mut guard = stats.of(protocol).session();
-    let mut conn = Conn::new(tcp, peer, stats.clone(), protocol);
+    let mut conn = Conn::new(stream, peer, stats.clone(), protocol);
     if config.implicit_tls {
         let tls = config.tls.clone().ok_or_else(|| {
             SessionError::Tls(io::Error::other("implicit TLS without a certificate"))

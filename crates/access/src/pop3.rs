@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use store::{FlagOp, Flags, Store, StoreError};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-use crate::conn::{Conn, SessionError};
+use crate::conn::{Conn, Io, SessionError};
 use crate::lock::{LockGuard, Locks};
 use crate::{
     AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener, plaintext_login_allowed,
@@ -53,15 +53,17 @@ pub async fn serve(
     .await
 }
 
-async fn session(
-    tcp: TcpStream,
+/// One session over `stream` (a TCP connection, or an in-memory stream
+/// for the fuzz targets), accepted from `peer`.
+pub(crate) async fn session(
+    stream: impl Io + 'static,
     peer: SocketAddr,
     store: Store,
     handler: Arc<dyn AccessHandler>,
     stats: Arc<AccessStats>,
 ) -> Result<(), SessionError> {
     let (config, mut guard, mut conn) =
-        listener::open(tcp, peer, Protocol::Pop3, handler.as_ref(), &stats).await?;
+        listener::open(stream, peer, Protocol::Pop3, handler.as_ref(), &stats).await?;
     let greeting = format!("+OK {} POP3 server ready\r\n", config.hostname);
     conn.write_all(greeting.as_bytes()).await?;
     let mut session = Session {

@@ -194,16 +194,25 @@ impl DataDecoder {
         }
     }
 
-    /// Line content (no CR, no LF).
+    /// Line content (no CR, no LF). When the line passes its limit inside
+    /// `bytes`, what comes before that byte is counted first: the problem
+    /// kept is the one met first in the message, however the bytes were
+    /// split into chunks (a message both too long in a line and too big gets
+    /// the same reply whatever its TCP segments).
     fn emit(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
+        let room = self.max_line.saturating_sub(self.line_len);
         self.line_len = self.line_len.saturating_add(bytes.len());
-        if self.line_len > self.max_line {
-            self.refuse(DataProblem::LongLine(self.max_line));
+        match bytes.split_at_checked(room) {
+            Some((fits, rest)) if !rest.is_empty() => {
+                self.emit_raw(out, fits);
+                self.refuse(DataProblem::LongLine(self.max_line));
+                self.emit_raw(out, rest);
+            }
+            _ => self.emit_raw(out, bytes),
         }
-        self.emit_raw(out, bytes);
     }
 
     fn emit_raw(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
@@ -385,6 +394,35 @@ mod tests {
         assert_eq!(consumed, Some(11));
         let (_, _, problem) = decode(b"1234567890123", 4, u64::MAX, 5);
         assert_eq!(problem, Some(DataProblem::LongLine(5)));
+    }
+
+    /// Found by the `data` fuzz target: a message over both the size and the
+    /// line limits was refused as too big or for its long line depending on
+    /// how its bytes were split into reads.
+    #[test]
+    fn the_first_problem_met_wins_whatever_the_chunks() {
+        let mut wire = b"a".to_vec();
+        wire.extend_from_slice(&[0xff; 122]);
+        wire.extend_from_slice(b"\0b\r\n");
+        wire.extend_from_slice(&[b'y'; 64]);
+        wire.extend_from_slice(b"\r\n.\r\n");
+        // (What was stored before the refusal is thrown away; it may differ.)
+        let outcome = |chunk| {
+            let (_, consumed, problem) = decode(&wire, chunk, 16, 78);
+            (consumed, problem)
+        };
+        let whole = outcome(wire.len());
+        assert_eq!(whole, (Some(wire.len()), Some(DataProblem::TooBig)));
+        for chunk in [1, 2, 5, 6, 17, 100] {
+            assert_eq!(outcome(chunk), whole, "chunks of {chunk}");
+        }
+        // The line limit met first wins the same way.
+        let wire = b"0123456789abcdef\r\n.\r\n";
+        for chunk in 1..=wire.len() {
+            let (_, consumed, problem) = decode(wire, chunk, 12, 4);
+            assert_eq!(consumed, Some(wire.len()));
+            assert_eq!(problem, Some(DataProblem::LongLine(4)), "chunks of {chunk}");
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod auth;
 mod config;
 mod conn;
 mod data;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod message;
 mod refusal;

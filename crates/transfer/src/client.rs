@@ -108,16 +108,16 @@ impl SessionError {
 
 /// What the server announced in its EHLO reply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Capabilities {
-    pipelining: bool,
+pub(crate) struct Capabilities {
+    pub(crate) pipelining: bool,
     /// SIZE: the largest message it takes (0: no fixed limit).
-    size: Option<u64>,
-    starttls: bool,
-    eight_bit_mime: bool,
+    pub(crate) size: Option<u64>,
+    pub(crate) starttls: bool,
+    pub(crate) eight_bit_mime: bool,
 }
 
 impl Capabilities {
-    fn from_ehlo(reply: &Reply) -> Self {
+    pub(crate) fn from_ehlo(reply: &Reply) -> Self {
         let mut caps = Self::default();
         for line in reply.lines.iter().skip(1) {
             let mut words = line.split_whitespace();
@@ -204,7 +204,7 @@ impl AsyncWrite for Stream {
 pub(crate) struct Session {
     stream: Stream,
     /// Bytes read and not yet consumed.
-    buf: Vec<u8>,
+    replies: ReplyReader,
     caps: Capabilities,
     tls: TlsState,
     target: Target,
@@ -226,7 +226,7 @@ impl Session {
         let tcp = connect(target, timeouts, debug).await?;
         let mut session = Self {
             stream: Stream::Plain(tcp),
-            buf: Vec::new(),
+            replies: ReplyReader::default(),
             caps: Capabilities::default(),
             tls: TlsState::Plain,
             target: target.clone(),
@@ -260,7 +260,7 @@ impl Session {
         };
         let mut session = Self {
             stream: Stream::Tls(Box::new(stream)),
-            buf: Vec::new(),
+            replies: ReplyReader::default(),
             caps: Capabilities::default(),
             tls: TlsState::Verified,
             target: target.clone(),
@@ -343,7 +343,7 @@ impl Session {
         };
         let mut session = Self {
             stream: Stream::Tls(Box::new(stream)),
-            buf: Vec::new(),
+            replies: ReplyReader::default(),
             caps: Capabilities::default(),
             tls: state,
             target,
@@ -602,11 +602,40 @@ impl Session {
 
     /// Reads one complete reply; no time limit of its own.
     async fn read_reply_unbounded(&mut self, phase: Phase) -> Result<Reply, SessionError> {
+        let reply = self.replies.read(&mut self.stream, phase).await?;
+        if self.debug {
+            tracing::info!(target: "transfer", "SMTPClient: Received: {reply}");
+        }
+        Ok(reply)
+    }
+
+    fn log_sent(&self, line: &str) {
+        if self.debug {
+            tracing::info!(target: "transfer", "SMTPClient: Sent: {line}");
+        }
+    }
+}
+
+/// Reads replies off a stream, bounded: a line is kept to [`MAX_LINE`]
+/// bytes and a reply to [`MAX_LINES`] lines, whatever the peer sends.
+#[derive(Debug, Default)]
+pub(crate) struct ReplyReader {
+    /// Bytes read and not yet consumed.
+    buf: Vec<u8>,
+}
+
+impl ReplyReader {
+    /// Reads one complete reply; no time limit of its own.
+    pub(crate) async fn read<R: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut R,
+        phase: Phase,
+    ) -> Result<Reply, SessionError> {
         let mut code = None;
         let mut lines = Vec::new();
         loop {
             let raw = self
-                .read_line()
+                .read_line(stream)
                 .await
                 .map_err(|e| SessionError::io(phase, e))?;
             let line =
@@ -615,11 +644,7 @@ impl Session {
             let code = *code.get_or_insert(line.code);
             lines.push(line.text);
             if line.last {
-                let reply = Reply { code, lines };
-                if self.debug {
-                    tracing::info!(target: "transfer", "SMTPClient: Received: {reply}");
-                }
-                return Ok(reply);
+                return Ok(Reply { code, lines });
             }
             if lines.len() >= MAX_LINES {
                 return Err(SessionError::Protocol {
@@ -631,7 +656,7 @@ impl Session {
     }
 
     /// One line without its line end, at most [`MAX_LINE`] bytes of it.
-    async fn read_line(&mut self) -> io::Result<Vec<u8>> {
+    async fn read_line<R: AsyncRead + Unpin>(&mut self, stream: &mut R) -> io::Result<Vec<u8>> {
         let mut head: Option<Vec<u8>> = None;
         loop {
             if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
@@ -651,23 +676,15 @@ impl Session {
                 self.buf.clear();
             }
             let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await?;
+            let n = stream.read(&mut chunk).await?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
-
-    fn log_sent(&self, line: &str) {
-        if self.debug {
-            tracing::info!(target: "transfer", "SMTPClient: Sent: {line}");
-        }
-    }
 }
 
-/// The error for a reply that should have been positive: a 4xx/5xx is the
-/// host refusing, anything else (1xx, 3xx) a protocol error.
 /// A TCP connection to `target`, commands sent at once (no Nagle delay).
 async fn connect(
     target: &Target,
@@ -696,6 +713,8 @@ async fn connect(
     Ok(tcp)
 }
 
+/// The error for a reply that should have been positive: a 4xx/5xx is the
+/// host refusing, anything else (1xx, 3xx) a protocol error.
 fn refused(phase: Phase, reply: Reply) -> SessionError {
     if reply.is_transient() || reply.is_permanent() {
         SessionError::Rejected { phase, reply }

@@ -16,6 +16,8 @@ mod balance;
 mod client;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hosts;
 mod native;
 mod outcome;

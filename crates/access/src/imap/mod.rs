@@ -45,10 +45,10 @@ use imap_codec::{
     AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
 };
 use store::{ChangeKind, FlagOp, Flags, MailFileChange, Store, StoreError};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::broadcast;
 
-use crate::conn::{Conn, SessionError};
+use crate::conn::{Conn, Io, SessionError};
 use crate::pop3::blocking;
 use crate::{
     AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener, plaintext_login_allowed,
@@ -89,15 +89,17 @@ pub async fn serve(
     .await
 }
 
-async fn session(
-    tcp: TcpStream,
+/// One session over `stream` (a TCP connection, or an in-memory stream
+/// for the fuzz targets), accepted from `peer`.
+pub(crate) async fn session(
+    stream: impl Io + 'static,
     peer: SocketAddr,
     store: Store,
     handler: Arc<dyn AccessHandler>,
     stats: Arc<AccessStats>,
 ) -> Result<(), SessionError> {
     let (config, mut guard, mut conn) =
-        listener::open(tcp, peer, Protocol::Imap, handler.as_ref(), &stats).await?;
+        listener::open(stream, peer, Protocol::Imap, handler.as_ref(), &stats).await?;
     let changes = store.subscribe();
     let mut session = Session {
         frag: Fragmentizer::new(MAX_MESSAGE),
@@ -166,18 +168,43 @@ fn mailbox_of(folder: &str) -> Mailbox<'static> {
         .unwrap_or(Mailbox::Inbox)
 }
 
-/// LIST wildcard match: `*` anything, `%` anything but the delimiter.
+/// LIST wildcard match: `*` anything, `%` anything but the delimiter;
+/// other bytes match themselves, ASCII case ignored. Takes at most
+/// pattern × name steps (a run of wildcards counts once), whatever the
+/// pattern: trying every split recursively took exponential time, so one
+/// `LIST "" "%%%%…x"` could hold a server thread for ever.
 fn wildcard(pattern: &[u8], name: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|i| wildcard(rest, &name[i..])),
-        Some((b'%', rest)) => (0..=name.len())
-            .take_while(|i| *i == 0 || name[i - 1] != DELIMITER as u8)
-            .any(|i| wildcard(rest, &name[i..])),
-        Some((p, rest)) => name
-            .split_first()
-            .is_some_and(|(n, name)| n.eq_ignore_ascii_case(p) && wildcard(rest, name)),
+    // reach[j]: the pattern read so far matches name[..j].
+    let mut reach = vec![false; name.len() + 1];
+    reach[0] = true;
+    let mut previous = None;
+    for &p in pattern {
+        match (p, previous) {
+            // `**`, `%%` and `*%` match what `*` or `%` alone does.
+            (b'*' | b'%', Some(b'*')) | (b'%', Some(b'%')) => continue,
+            (b'*' | b'%', _) => {
+                let mut on = false;
+                for j in 0..=name.len() {
+                    if p == b'%' && j > 0 && name[j - 1] == DELIMITER as u8 {
+                        on = false;
+                    }
+                    on |= reach[j];
+                    reach[j] = on;
+                }
+            }
+            _ => {
+                for j in (1..=name.len()).rev() {
+                    reach[j] = reach[j - 1] && name[j - 1].eq_ignore_ascii_case(&p);
+                }
+                reach[0] = false;
+                if !reach.contains(&true) {
+                    return false;
+                }
+            }
+        }
+        previous = Some(p);
     }
+    reach[name.len()]
 }
 
 /// The mailbox a session has selected.
@@ -1599,5 +1626,79 @@ impl search::Body for LazyBody<'_> {
         self.data
             .get_or_insert_with(|| store.message_body(mf, folder, uid).ok().flatten())
             .as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The recursive matcher `wildcard` replaced: right, but exponential.
+    fn reference(pattern: &[u8], name: &[u8]) -> bool {
+        match pattern.split_first() {
+            None => name.is_empty(),
+            Some((b'*', rest)) => (0..=name.len()).any(|i| reference(rest, &name[i..])),
+            Some((b'%', rest)) => (0..=name.len())
+                .take_while(|i| *i == 0 || name[i - 1] != DELIMITER as u8)
+                .any(|i| reference(rest, &name[i..])),
+            Some((p, rest)) => name
+                .split_first()
+                .is_some_and(|(n, name)| n.eq_ignore_ascii_case(p) && reference(rest, name)),
+        }
+    }
+
+    /// Every string of up to `max` bytes from `alphabet`.
+    fn strings(alphabet: &[u8], max: usize) -> Vec<Vec<u8>> {
+        let mut all = vec![Vec::new()];
+        let mut last = vec![Vec::new()];
+        for _ in 0..max {
+            last = last
+                .iter()
+                .flat_map(|s| {
+                    alphabet.iter().map(move |&c| {
+                        let mut t = s.clone();
+                        t.push(c);
+                        t
+                    })
+                })
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn wildcard_matches_as_the_recursive_definition_does() {
+        let names = strings(b"ab/", 5);
+        for pattern in strings(b"aA/*%", 4) {
+            for name in &names {
+                assert_eq!(
+                    wildcard(&pattern, name),
+                    reference(&pattern, name),
+                    "{:?} against {:?}",
+                    pattern.escape_ascii().to_string(),
+                    name.escape_ascii().to_string()
+                );
+            }
+        }
+        assert!(wildcard(b"INBOX", b"Inbox"));
+        assert!(wildcard(b"Work/%", b"Work/Projects"));
+        assert!(!wildcard(b"Work/%", b"Work/Projects/2025"));
+        assert!(wildcard(b"Work/*", b"Work/Projects/2025"));
+    }
+
+    #[test]
+    fn many_wildcards_take_no_time() {
+        let name = [b'a'; 512];
+        for pattern in [
+            [&[b'%'; 4000][..], b"x"].concat(),
+            [&[b'*'; 4000][..], b"x"].concat(),
+            b"%*".repeat(2000),
+            b"*a".repeat(2000),
+        ] {
+            let started = std::time::Instant::now();
+            let _ = wildcard(&pattern, &name);
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        }
     }
 }
