@@ -207,7 +207,7 @@ fn check_warns_once_per_field_not_applied() {
         .replace("{IMAP}", "127.0.0.1:0")
         .replace(
             "{CONFIG}",
-            "journal_to = \"audit@acme.com\"\nlow_priority_window = \"01:00-05:00\"\nmailboxes = 1\nsmtp_reachable = \"always\"",
+            "journal_to = \"audit@acme.com\"\nlow_priority_window = \"01:00-05:00\"\nmailboxes = 1\nsmtp_reachable = \"always\"\n[[configuration.rule]]\naction = \"drop\"",
         )
         .replace("{EXTRA}", "")
         .replace("{JANE_HASH}", jane_hash());
@@ -235,8 +235,8 @@ fn check_warns_once_per_field_not_applied() {
     assert_eq!(
         warnings,
         [format!(
-            "{p}:{}: configuration[0].journal_to: {reason}",
-            line_of("journal_to")
+            "{p}:{}: configuration[0].rule: {reason}",
+            line_of("[[configuration.rule]]")
         ),],
         "{stdout}"
     );
@@ -245,7 +245,9 @@ fn check_warns_once_per_field_not_applied() {
 
 #[test]
 fn serve_prints_the_same_warnings() {
-    let server = TestServer::start(Setup::config("journal_to = \"audit@acme.com\""));
+    let server = TestServer::start(Setup::config(
+        "[[configuration.rule]]\nwhen = { subject_contains = \"x\" }\naction = \"move-to:mail/x\"",
+    ));
     let warnings: Vec<String> = server
         .log()
         .lines()
@@ -254,7 +256,7 @@ fn serve_prints_the_same_warnings() {
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].contains(": configuration[0].journal_to: not applied yet"),
+        warnings[0].contains(": configuration[0].rule: not applied yet"),
         "{warnings:?}"
     );
 }
