@@ -25,7 +25,7 @@ root=$(pwd)
 
 seconds=${1:-60}
 shift || true
-all=(smtp/session smtp/data transfer/replies directory/load directory/relay
+all=(smtp/session smtp/data transfer/replies transfer/items directory/load directory/relay
   directory/time directory/patterns access/imap access/pop3)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
@@ -64,6 +64,12 @@ for t in "${targets[@]}"; do
       "${dict[@]}" ${FUZZ_ARGS:-}) >"$log" 2>&1
   status=$?
   took=$(( $(date +%s) - start ))
+  # The targets' scratch folders (stores, directory files) of runs that ended.
+  for d in /dev/shm/mailhop-fuzz-* "${TMPDIR:-/tmp}"/mailhop-fuzz-*; do
+    [ -d "$d" ] || continue
+    pid=$(basename "$d" | cut -d- -f4)
+    kill -0 "$pid" 2>/dev/null || rm -rf "$d"
+  done
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | tail -1 | grep -o '[0-9]*$')
   if [ -z "$execs" ]; then
     execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
