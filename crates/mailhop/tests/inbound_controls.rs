@@ -13,15 +13,6 @@ use testkit::Rr;
 
 const INTERNET: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 9);
 
-/// The first line's code and enhanced status, e.g. `550 5.7.1`.
-fn status(reply: &str) -> String {
-    reply
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn dns(zones: Vec<(&'static str, Vec<Rr>)>) -> (tokio::runtime::Runtime, testkit::Dns) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dns = rt.block_on(testkit::Dns::start_zones(zones));

@@ -18,15 +18,6 @@ fn rcpt(c: &mut RawSmtp, to: &str) -> String {
     r
 }
 
-/// The first line's code and enhanced status, e.g. `550 5.1.1`.
-fn status(reply: &str) -> String {
-    reply
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Persons and a group that cannot all receive.
 const UNREACHABLE: &str = r#"
 [[person]]

@@ -10,11 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::op::{Message, MessageType, OpCode, Query};
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
-use hickory_resolver::{Resolver, TokioResolver};
 
 use crate::instance::lock;
 
@@ -59,25 +57,9 @@ impl Dns {
         {
             return Some(r.clone());
         }
-        let mut builder = if dns_servers.is_empty() {
-            TokioResolver::builder_tokio()
-                .map_err(|e| tracing::warn!("SMTP Server: no DNS resolver: {e}"))
-                .ok()?
-        } else {
-            let servers = dns_servers.iter().map(|server| {
-                let mut ns = NameServerConfig::udp_and_tcp(server.ip());
-                for connection in &mut ns.connections {
-                    connection.port = server.port();
-                }
-                ns
-            });
-            let mut builder = Resolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers.collect()),
-                TokioRuntimeProvider::default(),
-            );
-            builder.options_mut().use_hosts_file = ResolveHosts::Never;
-            builder
-        };
+        let mut builder = transfer::resolver_builder(dns_servers)
+            .map_err(|e| tracing::warn!("SMTP Server: no DNS resolver: {e}"))
+            .ok()?;
         builder.options_mut().timeout = Duration::from_secs(2);
         builder.options_mut().attempts = 1;
         let r = Arc::new(

@@ -32,4 +32,5 @@ pub use directory::{RelayHost, RelayHosts, RelayTarget};
 pub use error::{PlanError, TransferError};
 pub use native::{ITEMS_FIELD, Items, ItemsError, NativeTarget, NativeTls};
 pub use outcome::{Attempt, Batch, Destination, RecipientResult, Target, TlsState, TransferReport};
+pub use resolve::resolver_builder;
 pub use transferer::{ConnectionCache, Transferer};

@@ -18,6 +18,30 @@ use crate::hosts::HostsFile;
 use crate::outcome::{Destination, Target};
 use directory::{RelayHost, RelayTarget};
 
+/// A resolver asking `dns_servers` (UDP and TCP, each on its own port, no
+/// hosts file), or the system's servers when the list is empty; the caller
+/// sets its timeouts and builds it.
+pub fn resolver_builder(
+    dns_servers: &[SocketAddr],
+) -> Result<hickory_resolver::ResolverBuilder<TokioRuntimeProvider>, NetError> {
+    if dns_servers.is_empty() {
+        return TokioResolver::builder_tokio();
+    }
+    let servers = dns_servers.iter().map(|server| {
+        let mut ns = NameServerConfig::udp_and_tcp(server.ip());
+        for connection in &mut ns.connections {
+            connection.port = server.port();
+        }
+        ns
+    });
+    let mut builder = Resolver::builder_with_config(
+        ResolverConfig::from_name_servers(servers.collect()),
+        TokioRuntimeProvider::default(),
+    );
+    builder.options_mut().use_hosts_file = ResolveHosts::Never;
+    Ok(builder)
+}
+
 /// The longest a single DNS query may take, whatever the connect timeout.
 const MAX_DNS_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -101,23 +125,7 @@ impl Lookup {
             Resolution::Dns => {
                 let timeout = cfg.connect_timeout.min(MAX_DNS_TIMEOUT);
                 let resolver_error = |e: NetError| TransferError::Resolver(e.to_string());
-                let mut builder = if cfg.dns_servers.is_empty() {
-                    TokioResolver::builder_tokio().map_err(resolver_error)?
-                } else {
-                    let servers = cfg.dns_servers.iter().map(|server| {
-                        let mut ns = NameServerConfig::udp_and_tcp(server.ip());
-                        for connection in &mut ns.connections {
-                            connection.port = server.port();
-                        }
-                        ns
-                    });
-                    let mut builder = Resolver::builder_with_config(
-                        ResolverConfig::from_name_servers(servers.collect()),
-                        TokioRuntimeProvider::default(),
-                    );
-                    builder.options_mut().use_hosts_file = ResolveHosts::Never;
-                    builder
-                };
+                let mut builder = resolver_builder(&cfg.dns_servers).map_err(resolver_error)?;
                 builder.options_mut().timeout = timeout;
                 let resolver = builder.build().map_err(resolver_error)?;
                 Ok(Self::Dns(Box::new(resolver)))

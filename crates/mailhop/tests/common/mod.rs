@@ -578,3 +578,12 @@ fn sink_session(conn: TcpStream, got: std::sync::Arc<std::sync::Mutex<Vec<Sunk>>
         }
     }
 }
+
+/// A reply's code and enhanced status, e.g. `550 5.1.1`.
+pub fn status(reply: &str) -> String {
+    reply
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
