@@ -16,6 +16,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// `client`, sent at once before the client closes; returns what the
 /// server said.
 async fn imap(client: &[u8]) -> String {
+    session(Protocol::Imap, "127.0.0.1:40000", client).await
+}
+
+/// One session of `protocol` from `peer` (not connected to: the stream is
+/// in memory), as [`imap`] describes.
+async fn session(protocol: Protocol, peer: &str, client: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.ensure_mailfile("mail/jdoe").await.unwrap();
@@ -37,13 +43,14 @@ async fn imap(client: &[u8]) -> String {
         imap: Arc::new(AccessConfig::new("mail.example.com", Protocol::Imap)),
     });
     let (near, far) = tokio::io::duplex(64 * 1024);
-    let session = access::fuzzing::imap_session(
-        far,
-        "127.0.0.1:40000".parse().unwrap(),
-        store,
-        handler,
-        Arc::new(AccessStats::new()),
-    );
+    let peer = peer.parse().unwrap();
+    let stats = Arc::new(AccessStats::new());
+    let session = async move {
+        match protocol {
+            Protocol::Imap => access::fuzzing::imap_session(far, peer, store, handler, stats).await,
+            Protocol::Pop3 => access::fuzzing::pop3_session(far, peer, store, handler, stats).await,
+        }
+    };
     let (mut reader, mut writer) = tokio::io::split(near);
     let send = async {
         let _ = writer.write_all(client).await;
@@ -77,4 +84,42 @@ async fn list_with_many_wildcards_answers_at_once() {
     assert!(out.contains("c OK LIST completed"), "{out}");
     assert!(out.contains("\"/\" Sent\r\n"), "{out}");
     assert!(out.contains("e OK LOGOUT completed"), "{out}");
+}
+
+/// A client off this machine without TLS is never asked for a password:
+/// IMAP says LOGINDISABLED and refuses LOGIN and AUTHENTICATE, POP3 offers
+/// neither USER nor SASL and refuses them. The peer is a documentation
+/// address given to an in-memory session; nothing is sent anywhere.
+#[tokio::test]
+async fn remote_clients_without_tls_cannot_send_a_password() {
+    let out = session(
+        Protocol::Imap,
+        "203.0.113.7:40000",
+        b"a1 LOGIN jdoe secret\r\na2 AUTHENTICATE PLAIN AGpkb2UAc2VjcmV0\r\na3 LOGOUT\r\n",
+    )
+    .await;
+    let greeting = out.lines().next().unwrap_or_default();
+    assert!(greeting.contains("LOGINDISABLED"), "{out}");
+    assert!(!greeting.contains("AUTH=PLAIN"), "{out}");
+    assert!(out.contains("a1 NO [PRIVACYREQUIRED]"), "{out}");
+    assert!(out.contains("a2 NO [PRIVACYREQUIRED]"), "{out}");
+    assert!(!out.contains("a1 OK"), "{out}");
+
+    let out = session(
+        Protocol::Pop3,
+        "203.0.113.7:40000",
+        b"CAPA\r\nUSER jdoe\r\nPASS secret\r\nAUTH PLAIN AGpkb2UAc2VjcmV0\r\nQUIT\r\n",
+    )
+    .await;
+    let capa = out.split("\r\n.\r\n").next().unwrap_or_default();
+    assert!(
+        !capa.contains("USER\r\n") && !capa.contains("SASL"),
+        "{out}"
+    );
+    let privacy = "-ERR [AUTH] plaintext login is refused without TLS: use STLS first";
+    assert_eq!(out.matches(privacy).count(), 3, "{out}");
+    assert!(
+        !out.contains("+OK Logged in") && !out.contains("+OK maildrop"),
+        "{out}"
+    );
 }
