@@ -285,6 +285,42 @@ impl Directory {
         }
     }
 
+    /// Where a server mail rule's `move-to:TARGET` sends a message: the
+    /// recipient to route for the mail-in database or person whose mail file
+    /// is TARGET (case-insensitive, `.nsf` and `\\` or `/` alike), or whose
+    /// name or Internet address TARGET is. `None` when TARGET names none of
+    /// them, or more than one.
+    pub fn move_target(&self, target: &str) -> Option<String> {
+        let file_key = |f: &str| {
+            let f = f.trim().replace('\\', "/").to_lowercase();
+            f.strip_suffix(".nsf").map(str::to_owned).unwrap_or(f)
+        };
+        let wanted = file_key(target);
+        let mut owners = self
+            .mail_ins
+            .iter()
+            .filter(|m| file_key(&m.mail_file) == wanted)
+            .map(|m| m.internet_address.clone().unwrap_or_else(|| m.name.clone()))
+            .chain(
+                self.persons
+                    .iter()
+                    .filter(|p| file_key(&p.mail_file) == wanted)
+                    .filter_map(|p| self.internet_address_of_person(p)),
+            );
+        if let Some(first) = owners.next() {
+            return owners.next().is_none().then_some(first);
+        }
+        let named = if target.contains('@') {
+            self.by_internet_address(target)
+        } else {
+            self.by_name(target)
+        };
+        match named.as_slice() {
+            [EntryRef::Person(_) | EntryRef::MailIn(_)] => Some(target.trim().to_owned()),
+            _ => None,
+        }
+    }
+
     /// A person's Internet address: `internet_address` when given, otherwise
     /// made per `local_part_from` (short name, or the common name with spaces
     /// as dots; `internet-address` falls back to the short name) in lower case

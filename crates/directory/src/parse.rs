@@ -308,6 +308,26 @@ fn check_configs(directory: &Directory) -> Vec<DirectoryError> {
                 ));
             }
         }
+        if let Some((i, doc)) = docs.iter().rev().find(|(_, d)| d.rules.is_some()) {
+            for (j, rule) in config.rules.iter().enumerate() {
+                if let RuleAction::MoveTo(target) = &rule.action
+                    && directory.move_target(target).is_none()
+                {
+                    errors.push(DirectoryError {
+                        line: rule.line,
+                        ..error(
+                            *i,
+                            doc,
+                            format!("rule[{j}].action"),
+                            format!(
+                                "move-to:{} names no mail-in database or person (by mail file, name or Internet address), or more than one",
+                                shown(target)
+                            ),
+                        )
+                    });
+                }
+            }
+        }
         if config.journal_to.is_empty()
             && let Some((i, doc)) = docs.iter().rev().find(|(_, d)| d.rules.is_some())
         {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::config::{ConfigurationDoc, RuleAction};
+use crate::config::ConfigurationDoc;
 use crate::directory::Directory;
 use crate::error::DirectoryError;
 
@@ -41,18 +41,6 @@ fn configuration(found: &mut Found, i: usize, doc: &ConfigurationDoc) {
     let at = |keys: Vec<&'static str>| Place::new(&doc.file, doc.line, "configuration", i, keys);
     if doc.mailboxes.is_some_and(|n| n > 1) {
         found.push(at(vec!["mailboxes"]));
-    }
-    // Rules act at the SMTP listener with `reject`, `hold`, `journal`,
-    // `copy-to` and `stop`; the other actions are not carried out yet.
-    if doc.rules.as_ref().is_some_and(|rules| {
-        rules.iter().any(|r| {
-            matches!(
-                r.action,
-                RuleAction::Drop | RuleAction::DropAndReport | RuleAction::MoveTo(_)
-            )
-        })
-    }) {
-        found.push(at(vec!["rule"]));
     }
 }
 

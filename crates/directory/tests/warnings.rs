@@ -17,7 +17,7 @@ DebugRouter = 2
 
 [[configuration]]
 server = "*"
-mailboxes = 1
+mailboxes = 2
 smtp_reachable = "same-network"
 journal_to = ""
 
@@ -32,6 +32,11 @@ action = "hold"
 [[configuration.rule]]
 when = { subject_contains = "y" }
 action = "move-to:mail/audit"
+
+[[mail_in]]
+name = "Audit"
+server = "Mail/Acme"
+mail_file = "mail/audit"
 
 [[connection]]
 type = "native"
@@ -69,7 +74,7 @@ fn each_field_set_but_not_applied_is_named_once_at_its_line() {
             "smtpsaveimporterrors",
             "server[0].debug.SMTPSaveImportErrors",
         ),
-        ("[[configuration.rule]]", "configuration[0].rule"),
+        ("mailboxes = 2", "configuration[0].mailboxes"),
     ]
     .into_iter()
     .map(|(needle, field)| (line(needle), field.to_owned()))

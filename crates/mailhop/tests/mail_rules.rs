@@ -234,3 +234,133 @@ fn journal_and_copy_to_make_one_more_copy_each() {
     let show = server.console("show server");
     assert!(show.contains("Mail Journalling:       Enabled"), "{show}");
 }
+
+const DISPOSE: &str = r#"
+[[configuration.rule]]
+when = { subject_contains = "drop me" }
+action = "drop"
+
+[[configuration.rule]]
+when = { subject_contains = "bounce me" }
+action = "drop-and-report"
+
+[[configuration.rule]]
+when = { subject_contains = "quarantine" }
+action = "move-to:mail/Quarantine.nsf"
+"#;
+
+const QUARANTINE_DB: &str = r#"
+[[mail_in]]
+name = "Quarantine"
+server = "Mail/Acme"
+mail_file = "mail/quarantine"
+"#;
+
+/// How many messages of `mail_file` have `subject` (copies counted, not collected).
+fn count(server: &TestServer, mail_file: &str, subject: &str) -> usize {
+    server
+        .mailfile(mail_file)
+        .iter()
+        .filter(|m| m["subject"].as_str() == Some(subject))
+        .count()
+}
+
+#[test]
+fn drop_drop_and_report_and_move_to_dispose_of_the_original_recipients() {
+    let server = TestServer::start(Setup {
+        config: DISPOSE,
+        extra: QUARANTINE_DB,
+        ..Setup::default()
+    });
+    let mut c = server.client();
+    let mail = |c: &mut RawSmtp, from: &str, to: &[&str], subject: &str| {
+        let r = c.mail(from, to, &raw(from, to[0], subject, "", "text"));
+        assert!(r.starts_with("250"), "{subject}: {r}");
+    };
+    mail(&mut c, "a@example.org", &["jane.doe@acme.com"], "please drop me");
+    mail(
+        &mut c,
+        "jane.doe@acme.com",
+        &["john.smith@acme.com", "admin@acme.com"],
+        "bounce me now",
+    );
+    mail(
+        &mut c,
+        "b@example.org",
+        &["jane.doe@acme.com", "admin@acme.com"],
+        "quarantine this",
+    );
+    mail(&mut c, "c@example.org", &["jane.doe@acme.com"], "plain");
+    c.cmd("QUIT");
+
+    server.wait_mail("mail/quarantine", 1);
+    // Jane: the plain message and the one report about "bounce me now".
+    server.wait_mail("mail/jdoe", 2);
+    wait_for(|| server.stat("Mail.TotalPending") == 0, "an empty mail box");
+    // Every copy there is, counted, once nothing is pending.
+    assert_eq!(count(&server, "mail/jdoe", "plain"), 1);
+    assert_eq!(count(&server, "mail/jdoe", "please drop me"), 0);
+    assert_eq!(count(&server, "mail/jdoe", "quarantine this"), 0);
+    assert_eq!(count(&server, "mail/quarantine", "quarantine this"), 1);
+    assert_eq!(server.mailfile("mail/quarantine").len(), 1);
+    assert!(server.mailfile("mail/jsmith").is_empty());
+    assert!(server.mailfile("mail/admin").is_empty());
+    let jane = server.mailfile("mail/jdoe");
+    assert_eq!(jane.len(), 2, "{jane:?}");
+    let report = jane
+        .iter()
+        .find(|m| m["subject"].as_str() != Some("plain"))
+        .expect("the report");
+    let text = server.mailfile_show("mail/jdoe", report["id"].as_u64().unwrap());
+    assert!(text.contains("john.smith@acme.com"), "{text}");
+    assert!(text.contains("admin@acme.com"), "{text}");
+    assert!(
+        text.contains("refused by server mail rule 2 (line "),
+        "the report names the rule: {text}"
+    );
+    assert!(text.contains("Subject: bounce me now"), "{text}");
+
+    // Every match is a routing event naming its rule.
+    let dropped = server.console("track --from a@example.org");
+    assert!(
+        dropped.contains("server mail rule 1 (line ") && dropped.contains("dropped"),
+        "{dropped}"
+    );
+    let bounced = server.console("track --to john.smith@acme.com");
+    assert!(bounced.contains("server mail rule 2 (line "), "{bounced}");
+    let moved = server.console("track --from b@example.org");
+    assert!(
+        moved.contains("moved to Quarantine by server mail rule 3 (line "),
+        "{moved}"
+    );
+}
+
+#[test]
+fn move_to_a_mail_file_no_one_owns_is_refused_by_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = ACME
+        .replace("{SMTP}", "127.0.0.1:0")
+        .replace("{SUBMISSION}", "127.0.0.1:0")
+        .replace("{POP3}", "127.0.0.1:0")
+        .replace("{IMAP}", "127.0.0.1:0")
+        .replace(
+            "{CONFIG}",
+            "[[configuration.rule]]\naction = \"move-to:mail/nowhere\"",
+        )
+        .replace("{EXTRA}", "")
+        .replace("{JANE_HASH}", jane_hash());
+    let path = tmp.path().join("directory.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check", "--directory"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("move-to:\"mail/nowhere\" names no mail-in database or person"),
+        "{stdout}{stderr}"
+    );
+}

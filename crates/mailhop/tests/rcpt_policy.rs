@@ -198,7 +198,7 @@ fn check_warns_once_per_field_not_applied() {
         .replace("{IMAP}", "127.0.0.1:0")
         .replace(
             "{CONFIG}",
-            "journal_to = \"audit@acme.com\"\nlow_priority_window = \"01:00-05:00\"\nmailboxes = 1\nsmtp_reachable = \"always\"\n[[configuration.rule]]\naction = \"drop\"",
+            "journal_to = \"audit@acme.com\"\nlow_priority_window = \"01:00-05:00\"\nmailboxes = 2\nsmtp_reachable = \"always\"\n[[configuration.rule]]\naction = \"drop\"",
         )
         .replace("{EXTRA}", "")
         .replace("{JANE_HASH}", jane_hash());
@@ -226,8 +226,8 @@ fn check_warns_once_per_field_not_applied() {
     assert_eq!(
         warnings,
         [format!(
-            "{p}:{}: configuration[0].rule: {reason}",
-            line_of("[[configuration.rule]]")
+            "{p}:{}: configuration[0].mailboxes: {reason}",
+            line_of("mailboxes = 2")
         ),],
         "{stdout}"
     );
@@ -237,7 +237,7 @@ fn check_warns_once_per_field_not_applied() {
 #[test]
 fn serve_prints_the_same_warnings() {
     let server = TestServer::start(Setup::config(
-        "[[configuration.rule]]\nwhen = { subject_contains = \"x\" }\naction = \"move-to:mail/x\"",
+        "mailboxes = 3",
     ));
     let warnings: Vec<String> = server
         .log()
@@ -247,7 +247,7 @@ fn serve_prints_the_same_warnings() {
         .collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].contains(": configuration[0].rule: not applied yet"),
+        warnings[0].contains(": configuration[0].mailboxes: not applied yet"),
         "{warnings:?}"
     );
 }

@@ -267,6 +267,7 @@ impl SessionHandler for Handler {
         let fields = headers::fields(&message);
         let snap = inst.snapshot();
         let decision = crate::mailrules::at_accept(
+            &snap.dir,
             &snap.config,
             &env,
             &message,
@@ -274,7 +275,7 @@ impl SessionHandler for Handler {
             s.peer.ip(),
         )
         .await?;
-        let held = decision.held.is_some();
+        let received_at = chrono::Utc::now().timestamp_millis();
         let journal = match (&decision.journal, snap.config.journal_to.trim()) {
             (Some(rule), to) if !to.is_empty() => Some((
                 to.to_owned(),
@@ -282,66 +283,123 @@ impl SessionHandler for Handler {
             )),
             _ => None,
         };
-        let incoming = Incoming {
-            from: env.from,
-            recipients: env.recipients,
-            hop_count: fields.received,
-            message_id: fields.message_id.clone(),
-            subject: fields.subject.clone(),
-            received_at: chrono::Utc::now().timestamp_millis(),
-            kind: MessageKind::Normal,
-            priority: match fields.importance {
-                Some(headers::Importance::High) => store::Priority::High,
-                Some(headers::Importance::Low) => store::Priority::Low,
-                _ => store::Priority::Normal,
-            },
-            origin: format!(
-                "smtp {} helo={}{}",
-                s.peer.ip(),
-                s.helo.as_deref().unwrap_or("-"),
-                s.authenticated
-                    .as_deref()
-                    .map(|a| format!(" auth={a}"))
-                    .unwrap_or_default()
-            ),
-            data: message,
-            held: decision.held,
-            derived: decision.copies,
-            ..Incoming::default()
+        let origin = format!(
+            "smtp {} helo={}{}",
+            s.peer.ip(),
+            s.helo.as_deref().unwrap_or("-"),
+            s.authenticated
+                .as_deref()
+                .map(|a| format!(" auth={a}"))
+                .unwrap_or_default()
+        );
+        let ruled = crate::mailrules::Ruled {
+            server: snap.server.name.to_string(),
+            hostname: &snap.server.hostname,
+            from: &env.from,
+            recipients: &env.recipients,
+            message_id: fields.message_id.as_deref(),
+            hop: fields.received,
+            size: u64::try_from(message.len()).unwrap_or(u64::MAX),
+            received_at,
         };
-        let stored = match journal {
-            None => inst
-                .store
+        let mut events = ruled.match_events(&decision.matched);
+        let mut recipients = env.recipients.clone();
+        let mut derived = decision.copies;
+        let mut held = None;
+        let mut report = None;
+        match decision.disposition {
+            crate::mailrules::Disposition::Route => {}
+            crate::mailrules::Disposition::Hold(reason) => held = Some(reason),
+            crate::mailrules::Disposition::Drop { rule, report: with_report } => {
+                recipients.clear();
+                events.extend(ruled.dropped_events(&rule, with_report));
+                if with_report {
+                    report = ruled.report(&rule, &message);
+                }
+            }
+            crate::mailrules::Disposition::MoveTo { rule, recipient } => {
+                recipients.clear();
+                events.extend(ruled.moved_events(&rule, &recipient));
+                derived.insert(0, (recipient, rule));
+            }
+        }
+        let is_held = held.is_some();
+        let mut batch: Vec<(Incoming, headers::Fields, bool)> = Vec::with_capacity(3);
+        let (message_id, subject, hop_count) =
+            (fields.message_id.clone(), fields.subject.clone(), fields.received);
+        if !recipients.is_empty() || !derived.is_empty() {
+            let incoming = Incoming {
+                from: env.from.clone(),
+                recipients,
+                hop_count,
+                message_id: message_id.clone(),
+                subject: subject.clone(),
+                received_at,
+                kind: MessageKind::Normal,
+                priority: match fields.importance {
+                    Some(headers::Importance::High) => store::Priority::High,
+                    Some(headers::Importance::Low) => store::Priority::Low,
+                    _ => store::Priority::Normal,
+                },
+                origin: origin.clone(),
+                data: message,
+                held,
+                derived,
+                ..Incoming::default()
+            };
+            // Held mail waits for `tell router release held`.
+            batch.push((incoming, fields, !is_held));
+        }
+        if let Some((to, data)) = journal {
+            // The journal copy is stored with the message, or neither is;
+            // it goes even when the message is held or dropped.
+            let copy = Incoming {
+                from: env.from.clone(),
+                recipients: vec![to],
+                hop_count,
+                message_id: message_id.clone(),
+                subject: subject.clone(),
+                received_at,
+                kind: MessageKind::Normal,
+                origin: format!("journal of {origin}"),
+                data,
+                ..Incoming::default()
+            };
+            let copy_fields = headers::fields(&copy.data);
+            batch.push((copy, copy_fields, true));
+        }
+        if let Some(r) = report {
+            let fields = headers::fields(&r.data);
+            let incoming = Incoming {
+                from: String::new(),
+                recipients: vec![r.to],
+                data: r.data,
+                received_at,
+                kind: MessageKind::Report,
+                hop_count: 0,
+                origin: format!("report about a message from {origin}"),
+                message_id: Some(r.message_id),
+                subject: Some(r.subject),
+                ..Incoming::default()
+            };
+            batch.push((incoming, fields, true));
+        }
+        let submit: Vec<bool> = batch.iter().map(|(_, _, go)| *go).collect();
+        let stored = if batch.len() == 1 && events.is_empty() {
+            let (incoming, fields, _) = batch.pop().expect("one message");
+            inst.store
                 .accept_with_fields(incoming, fields)
                 .await
-                .map(|q| vec![q]),
-            Some((to, data)) => {
-                // The journal copy is stored with the message, or neither is.
-                let copy = Incoming {
-                    from: incoming.from.clone(),
-                    recipients: vec![to],
-                    hop_count: incoming.hop_count,
-                    message_id: incoming.message_id.clone(),
-                    subject: incoming.subject.clone(),
-                    received_at: incoming.received_at,
-                    kind: MessageKind::Normal,
-                    origin: format!("journal of {}", incoming.origin),
-                    data,
-                    ..Incoming::default()
-                };
-                let copy_fields = headers::fields(&copy.data);
-                inst.store
-                    .accept_all(vec![(incoming, fields), (copy, copy_fields)])
-                    .await
-            }
+                .map(|q| vec![q])
+        } else {
+            let msgs = batch.into_iter().map(|(m, f, _)| (m, f)).collect();
+            inst.store.accept_all(msgs, events).await
         };
         match stored {
             Ok(queued) => {
-                let id = queued.first().map(|q| q.id.to_string()).unwrap_or_default();
-                for (i, q) in queued.into_iter().enumerate() {
-                    // Held mail waits for `tell router release held`; its
-                    // journal copy goes.
-                    if i > 0 || !held {
+                let id = queued.first().map_or_else(|| "0".to_owned(), |q| q.id.to_string());
+                for (q, go) in queued.into_iter().zip(submit) {
+                    if go {
                         inst.router.submit(q).await;
                     }
                 }

@@ -228,19 +228,32 @@ impl Store {
     }
 
     /// Several messages in the mail box in one transaction (a message and
-    /// its journal copy): all durable when this returns `Ok`, or none.
+    /// its journal copy, a report) with routing events (a server mail
+    /// rule's): all durable when this returns `Ok`, or none. An event
+    /// without a message id is named by the id of the first message
+    /// stored. No message at all is fine: the events alone are written.
     pub async fn accept_all(
         &self,
         msgs: Vec<(Incoming, ::headers::Fields)>,
+        events: Vec<RoutingEvent>,
     ) -> Result<Vec<QueuedMessage>, StoreError> {
         let msgs: Vec<mailbox::NewMessage> = msgs
             .into_iter()
             .map(|(msg, fields)| mailbox::NewMessage::with_fields(msg, fields))
             .collect();
         self.write(move |tx| {
-            msgs.into_iter()
+            let stored = msgs
+                .into_iter()
                 .map(|m| mailbox::insert(tx.conn, m))
-                .collect()
+                .collect::<error::Res<Vec<_>>>()?;
+            let first = stored.first().map(|q| q.id.to_string());
+            for mut event in events {
+                if event.message_id.is_empty() {
+                    event.message_id = first.clone().unwrap_or_else(|| "-".to_owned());
+                }
+                events::insert(tx.conn, &event)?;
+            }
+            Ok(stored)
         })
         .await
     }

@@ -668,6 +668,7 @@ pub struct RoutingEvent {
     pub recipient: String,
     pub server: String,
     /// delivered | transferred | failed | held | dead | forwarded | expanded | retry
+    /// | rule (a server mail rule matched) | dropped | moved (what the rule did)
     pub outcome: String,
     pub detail: String,
     pub hop: u32,
