@@ -95,23 +95,49 @@ pub fn human_text(input: &ReportInput<'_>, subject: &str) -> String {
 pub fn delivery_status(input: &ReportInput<'_>) -> String {
     let mut s = format!(
         "Reporting-MTA: dns; {}\r\nArrival-Date: {}\r\n",
-        input.reporting_host,
+        seven_bit(input.reporting_host),
         rfc2822(input.arrival)
     );
     for f in input.failures {
         s.push_str("\r\n");
-        s.push_str(&format!("Final-Recipient: rfc822; {}\r\n", f.address));
+        s.push_str(&format!(
+            "Final-Recipient: rfc822; {}\r\n",
+            seven_bit(&f.address)
+        ));
         s.push_str("Action: failed\r\n");
-        s.push_str(&format!("Status: {}\r\n", f.status));
+        s.push_str(&format!("Status: {}\r\n", seven_bit(&f.status)));
         if let Some(mta) = &f.remote_mta {
-            s.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+            s.push_str(&format!("Remote-MTA: dns; {}\r\n", seven_bit(mta)));
         }
         s.push_str(&format!(
             "Diagnostic-Code: X-Notes; {}\r\n",
-            f.reason.replace(['\r', '\n'], " ")
+            seven_bit(&f.reason)
         ));
     }
     s
+}
+
+/// Most characters of one field's value in the delivery-status part: the
+/// part is 7bit (RFC 3464 §2.1), so its lines stay far below 998 octets.
+const FIELD_CHARS: usize = 900;
+
+/// A field value fit for the 7bit delivery-status part: printable ASCII
+/// kept, line breaks and other controls made spaces, any other character
+/// written as RFC 6533's `\x{HEX}`, and at most [`FIELD_CHARS`] long.
+fn seven_bit(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if out.len() >= FIELD_CHARS {
+            out.push_str("...");
+            break;
+        }
+        match c {
+            ' '..='~' => out.push(c),
+            c if c.is_ascii_control() => out.push(' '),
+            c => out.push_str(&format!("\\x{{{:X}}}", u32::from(c))),
+        }
+    }
+    out
 }
 
 fn rfc2822(unix_ms: i64) -> String {
@@ -140,10 +166,12 @@ pub fn delivery_failure(input: &ReportInput<'_>) -> Report {
         ContentType::new("multipart/report").attribute("report-type", "delivery-status"),
         BodyPart::Multipart(vec![
             MimePart::new("text/plain", human),
+            // 7bit, as RFC 3464 requires: every field was made ASCII.
             MimePart::new(
                 "message/delivery-status",
                 BodyPart::Text(Cow::Owned(status)),
-            ),
+            )
+            .transfer_encoding("7bit"),
             MimePart::new("text/rfc822-headers", BodyPart::Binary(Cow::Owned(headers))),
         ]),
     );
