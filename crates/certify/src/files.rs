@@ -17,7 +17,7 @@ pub(crate) const KEY_MODE: u32 = 0o600;
 /// Mode of certificate files.
 pub(crate) const CERT_MODE: u32 = 0o644;
 
-fn io_error(path: &Path, action: &'static str, source: io::Error) -> CertError {
+pub(crate) fn io_error(path: &Path, action: &'static str, source: io::Error) -> CertError {
     CertError::Io {
         path: path.to_path_buf(),
         action,

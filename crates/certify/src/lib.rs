@@ -22,10 +22,12 @@ mod error;
 mod files;
 mod id;
 mod name;
+mod selfsigned;
 mod tls;
 
 pub use certifier::{CERTIFIER_CERT_FILE, CERTIFIER_KEY_FILE, Certifier};
 pub use error::CertError;
 pub use id::{SERVER_ID_CERT_FILE, SERVER_ID_KEY_FILE, ServerId, ensure_server_id};
 pub use name::{DNS_SUFFIX, abbreviate, dns_name};
+pub use selfsigned::{RENEW_WITHIN_DAYS, SELF_SIGNED_DAYS, renew_if_near_end, self_signed};
 pub use tls::{DomainTls, peer_server, server_name};

@@ -66,6 +66,45 @@ with smtplib.SMTP("127.0.0.1", 2587) as s:
         "{}",
         String::from_utf8_lossy(&py.stderr)
     );
+    // TLS: the certificate verifies for 127.0.0.1 with Python's ssl and the
+    // certificate itself as the trust root, on SMTPS and after STARTTLS.
+    let cert = data.join("cert.pem");
+    let tls = format!(
+        r#"
+import smtplib, ssl
+ctx = ssl.create_default_context(cafile="{cert}")
+with smtplib.SMTP_SSL("127.0.0.1", 2465, context=ctx) as s:
+    s.ehlo("t")
+    name = dict(x[0] for x in s.sock.getpeercert()["subject"])["commonName"]
+    print(name)
+with smtplib.SMTP("127.0.0.1", 2587) as s:
+    s.starttls(context=ctx)
+    s.ehlo("t")
+bad = ssl.create_default_context()
+try:
+    with smtplib.SMTP_SSL("127.0.0.1", 2465, context=bad) as s:
+        raise SystemExit("verified without its trust root")
+except ssl.SSLCertVerificationError:
+    pass
+"#,
+        cert = cert.display()
+    );
+    let py = Command::new("python3").arg("-c").arg(&tls).output().unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&py.stdout), "mail.mailhop.localhost\n");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for name in ["cert.pem", "key.pem", "directory.toml", "mail/store/mailhop.db", "mail/store/mailhop.db-wal"] {
+            let mode = std::fs::metadata(data.join(name)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the data folder");
+    }
     let ls = || {
         Command::new(BIN)
             .args(["mailfile", "ls", "mail/admin"])

@@ -1,7 +1,9 @@
 //! Zero configuration: `mailhop serve` in an empty folder creates
 //! `./mailhop-data/` with a directory of one domain, one server on loopback
 //! ports, an administrator with a generated password (printed once), and a
-//! self-signed certificate. A second start reuses it.
+//! self-signed certificate (named for the server, with `localhost`,
+//! 127.0.0.1 and ::1, for a year). A second start reuses it, renewing the
+//! certificate when it nears its end.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,9 @@ use rand::Rng as _;
 
 /// The generated directory file inside the data folder.
 pub const DIRECTORY_FILE: &str = "directory.toml";
+
+/// The zero-configuration server's host name, its certificate's name.
+const HOSTNAME: &str = "mail.mailhop.localhost";
 
 /// What `ensure` did.
 pub struct ZeroConfig {
@@ -22,21 +27,36 @@ pub struct ZeroConfig {
 pub fn ensure(folder: &Path) -> anyhow::Result<ZeroConfig> {
     let directory = folder.join(DIRECTORY_FILE);
     if directory.exists() {
+        let (cert, key) = (folder.join("cert.pem"), folder.join("key.pem"));
+        if cert.exists() && key.exists() {
+            // A year's certificate near its end is renewed, same key.
+            match certify::renew_if_near_end(&cert, &key, HOSTNAME, time::OffsetDateTime::now_utc()) {
+                Ok(true) => tracing::info!(
+                    "Server: TLS certificate {} renewed for {} days",
+                    cert.display(),
+                    certify::SELF_SIGNED_DAYS
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("Server: TLS certificate not renewed: {e}"),
+            }
+        }
         return Ok(ZeroConfig {
             directory,
             admin_password: None,
         });
     }
     std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
-    let hostname = "mail.mailhop.localhost";
-    let cert =
-        rcgen::generate_simple_self_signed(vec![hostname.to_owned(), "localhost".to_owned()])
-            .context("generating a self-signed certificate")?;
-    write_private(&folder.join("cert.pem"), cert.cert.pem().as_bytes())?;
-    write_private(
-        &folder.join("key.pem"),
-        cert.signing_key.serialize_pem().as_bytes(),
-    )?;
+    {
+        // The folder holds the keys and the store: its owner's alone.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} owner-only", folder.display()))?;
+    }
+    let hostname = HOSTNAME;
+    let (cert, key) =
+        certify::self_signed(hostname).context("generating a self-signed certificate")?;
+    write_private(&folder.join("key.pem"), key.as_bytes())?;
+    write_private(&folder.join("cert.pem"), cert.as_bytes())?;
 
     let password: String = rand::rng()
         .sample_iter(rand::distr::Alphanumeric)

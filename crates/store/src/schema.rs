@@ -223,9 +223,33 @@ pub(crate) fn db_path(dir: &Path) -> PathBuf {
 pub(crate) fn open_writer(dir: &Path) -> Result<Connection, StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| open_error(dir, e))?;
     let path = db_path(dir);
+    owner_only(&path)?;
     let conn = open_read_write(&path)?;
     migrate(&conn, &path)?;
     Ok(conn)
+}
+
+/// The database file exists and only its owner may read it (0600), before
+/// SQLite opens it: SQLite gives the `-wal` and `-shm` files it makes the
+/// main file's permissions. Files of an older mailhop are tightened too.
+pub(crate) fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| open_error(path, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(open_error(&file, e)),
+        }
+    }
+    Ok(())
 }
 
 /// A read-write connection with the store's durability settings.

@@ -581,3 +581,45 @@ async fn routing_events_are_logged_and_queried() {
         .expect("events");
     assert_eq!(latest, events[1..], "the latest two, oldest first");
 }
+
+#[tokio::test]
+async fn store_files_are_for_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("open store");
+    store
+        .accept(incoming("jane@acme.com", &["a@x.com"], "one"))
+        .await
+        .expect("accept");
+    let mut seen = Vec::new();
+    for name in ["mailhop.db", "mailhop.db-wal", "mailhop.db-shm", "mailhop.lock"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode();
+        seen.push((name, mode & 0o777));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("mailhop.db", 0o600),
+            ("mailhop.db-wal", 0o600),
+            ("mailhop.db-shm", 0o600),
+            ("mailhop.lock", 0o600)
+        ]
+    );
+    drop(store);
+    // An existing database left readable by all is made owner-only again.
+    std::fs::set_permissions(
+        dir.path().join("mailhop.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let store = Store::open(dir.path()).expect("reopen");
+    let mode = std::fs::metadata(dir.path().join("mailhop.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    drop(store);
+}
