@@ -38,6 +38,9 @@ pub struct AccessConfig {
     pub max_sessions: usize,
     /// Concurrent sessions of one listener from one client address.
     pub max_sessions_per_host: usize,
+    /// Passwords only inside TLS, loopback clients included (the server's
+    /// `require_tls_for_auth`).
+    pub require_tls_for_login: bool,
 }
 
 impl AccessConfig {
@@ -54,6 +57,17 @@ impl AccessConfig {
             max_line: 8192,
             max_sessions: 1000,
             max_sessions_per_host: 50,
+            require_tls_for_login: false,
+        }
+    }
+
+    /// May a password be given now: inside TLS, or from this machine unless
+    /// TLS is required ([`plaintext_login_allowed`]).
+    pub fn login_allowed(&self, peer: SocketAddr, tls: bool) -> bool {
+        if self.require_tls_for_login {
+            tls
+        } else {
+            plaintext_login_allowed(peer, tls)
         }
     }
 }

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::conn::{Conn, Io, SessionError};
 use crate::lock::{LockGuard, Locks};
 use crate::{
-    AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener, plaintext_login_allowed,
+    AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener,
     sasl,
 };
 
@@ -175,7 +175,7 @@ impl Session {
             let verb = words.next().unwrap_or_default().to_ascii_uppercase();
             let arg = words.next().map(str::trim).filter(|a| !a.is_empty());
             let mut out = Vec::new();
-            let plaintext_ok = plaintext_login_allowed(conn.peer, conn.is_tls());
+            let plaintext_ok = self.config.login_allowed(conn.peer, conn.is_tls());
             match verb.as_str() {
                 "QUIT" => {
                     let reply = self.update().await;
@@ -287,7 +287,7 @@ impl Session {
     fn capa(&self, conn: &Conn) -> String {
         let mut capa = String::from("+OK Capability list follows\r\nTOP\r\nUIDL\r\n");
         if matches!(self.state, State::Authorization { .. }) {
-            if plaintext_login_allowed(conn.peer, conn.is_tls()) {
+            if self.config.login_allowed(conn.peer, conn.is_tls()) {
                 capa.push_str("USER\r\nSASL PLAIN\r\n");
             }
             if self.config.tls.is_some() && !conn.is_tls() {
@@ -311,7 +311,7 @@ impl Session {
         {
             return Ok("-ERR unsupported authentication mechanism\r\n".to_owned());
         }
-        if !plaintext_login_allowed(conn.peer, conn.is_tls()) {
+        if !self.config.login_allowed(conn.peer, conn.is_tls()) {
             return Ok(PRIVACY.to_owned());
         }
         let response = match parts.next() {

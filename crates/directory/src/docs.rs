@@ -117,6 +117,9 @@ pub struct ServerDoc {
     pub administrators: Vec<NotesName>,
     pub smtp_auth: SmtpAuth,
     pub tls: Option<TlsFiles>,
+    /// Passwords only inside TLS, on every port, loopback clients included
+    /// (without it, a client on this machine may log in without TLS).
+    pub require_tls_for_auth: bool,
     pub internet_auth: InternetAuth,
     /// The store folder, already joined to the directory's folder.
     pub data: PathBuf,

@@ -508,6 +508,7 @@ impl FileReader<'_> {
                 "administrators",
                 "smtp_auth",
                 "tls",
+                "require_tls_for_auth",
                 "internet_auth",
                 "data",
                 "listen",
@@ -520,6 +521,9 @@ impl FileReader<'_> {
         let administrators = t.list(r, "administrators", parsed).unwrap_or_default();
         let smtp_auth = t.opt(r, "smtp_auth", parsed).unwrap_or_default();
         let internet_auth = t.opt(r, "internet_auth", parsed).unwrap_or_default();
+        let require_tls_for_auth = t
+            .opt(r, "require_tls_for_auth", boolean)
+            .unwrap_or(false);
         let tls = t.table(r, "tls").and_then(|tls| {
             tls.known(r, &["cert", "key"]);
             let cert = tls.req(r, "cert", non_empty);
@@ -529,6 +533,14 @@ impl FileReader<'_> {
                 key: self.base_dir.join(key?),
             })
         });
+        if require_tls_for_auth && tls.is_none() {
+            let line = t.line_of(r, "require_tls_for_auth");
+            r.error_at_line(
+                line,
+                t.path("require_tls_for_auth"),
+                "needs tls = { cert, key }: without TLS no one could log in",
+            );
+        }
         let data = t.opt(r, "data", non_empty).map(PathBuf::from);
         let listen = t.table(r, "listen").map(|l| self.listen(&l, tls.is_some()));
         let r = &mut self.report;
@@ -557,6 +569,7 @@ impl FileReader<'_> {
             administrators,
             smtp_auth,
             tls,
+            require_tls_for_auth,
             internet_auth,
             data,
             listen,

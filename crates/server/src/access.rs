@@ -28,6 +28,7 @@ impl AccessHandler for Handler {
         c.max_sessions_per_host = snap.config.access_max_sessions_per_host as usize;
         c.tls = inst.tls.load().as_ref().clone();
         c.implicit_tls = self.implicit_tls;
+        c.require_tls_for_login = snap.server.require_tls_for_auth;
         Arc::new(c)
     }
 

@@ -148,6 +148,7 @@ impl SessionHandler for Handler {
             max_sessions: snap.config.smtp_max_sessions as usize,
             max_sessions_per_host: snap.config.smtp_max_sessions_per_host as usize,
             inflight_message_bytes: snap.config.smtp_inflight_message_bytes.0,
+            require_tls_for_auth: server.require_tls_for_auth,
             // `set config SMTPDebug=N` outlives directory reloads.
             debug: inst
                 .config_override("smtpdebug")

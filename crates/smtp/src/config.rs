@@ -82,6 +82,10 @@ pub struct ListenerConfig {
     /// it presented (end entity first), or `None` if they name no server of
     /// the domain (the session is then refused with `530 5.7.0`).
     pub peer_identity: Option<PeerIdentity>,
+    /// AUTH only inside TLS, loopback clients included (the server's
+    /// `require_tls_for_auth`); otherwise a client on this machine may
+    /// authenticate without TLS.
+    pub require_tls_for_auth: bool,
     /// `SMTPDebug` (0..4).
     pub debug: u8,
     /// `SMTPDebugIO` (0, 1, 3, 4).
@@ -118,6 +122,7 @@ impl Default for ListenerConfig {
             max_sessions_per_host: 50,
             inflight_message_bytes: 512 * 1024 * 1024,
             peer_identity: None,
+            require_tls_for_auth: false,
             debug: 0,
             debug_io: 0,
         }

@@ -46,6 +46,16 @@ impl SessionInfo {
     pub fn plaintext_auth_allowed(&self) -> bool {
         self.tls || self.peer_is_loopback()
     }
+
+    /// [`SessionInfo::plaintext_auth_allowed`], or only over TLS when the
+    /// server requires TLS for AUTH.
+    pub fn auth_allowed(&self, require_tls: bool) -> bool {
+        if require_tls {
+            self.tls
+        } else {
+            self.plaintext_auth_allowed()
+        }
+    }
 }
 
 /// The envelope of the message being received.

@@ -491,7 +491,7 @@ impl Session {
     fn auth_offered(&self) -> bool {
         self.config.kind != ListenerKind::Native
             && self.config.effective_auth() != AuthPolicy::Off
-            && self.info.plaintext_auth_allowed()
+            && self.info.auth_allowed(self.config.require_tls_for_auth)
     }
 
     async fn mail<T>(
@@ -749,7 +749,7 @@ impl Session {
         if self.info.authenticated.is_some() {
             return self.respond(conn, Reply::new(503, (5, 5, 1), "Already authenticated"));
         }
-        if !self.info.plaintext_auth_allowed() {
+        if !self.info.auth_allowed(self.config.require_tls_for_auth) {
             return self.respond(
                 conn,
                 Reply::new(

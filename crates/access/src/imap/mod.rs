@@ -51,7 +51,7 @@ use tokio::sync::broadcast;
 use crate::conn::{Conn, Io, SessionError};
 use crate::pop3::blocking;
 use crate::{
-    AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener, plaintext_login_allowed,
+    AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener,
     sasl,
 };
 use fetch::Meta;
@@ -342,7 +342,7 @@ impl Session {
         let other = |s: &'static str| Atom::try_from(s).ok().map(Capability::from);
         let mut caps = vec![Capability::Imap4Rev1];
         caps.extend(other("IMAP4rev2"));
-        let plaintext_ok = plaintext_login_allowed(conn.peer, conn.is_tls());
+        let plaintext_ok = self.config.login_allowed(conn.peer, conn.is_tls());
         if self.state.login().is_none() {
             if self.config.tls.is_some() && !conn.is_tls() {
                 caps.push(Capability::StartTls);
@@ -583,7 +583,7 @@ impl Session {
                 _ => bad("TLS is not available or already active"),
             },
             CommandBody::Login { username, password } if !authenticated => {
-                if plaintext_login_allowed(conn.peer, conn.is_tls()) {
+                if self.config.login_allowed(conn.peer, conn.is_tls()) {
                     let user = String::from_utf8_lossy(username.as_ref()).into_owned();
                     let password =
                         String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
@@ -598,7 +598,7 @@ impl Session {
             } if !authenticated => {
                 if mechanism != AuthMechanism::Plain {
                     no("unsupported authentication mechanism")
-                } else if !plaintext_login_allowed(conn.peer, conn.is_tls()) {
+                } else if !self.config.login_allowed(conn.peer, conn.is_tls()) {
                     privacy_required()
                 } else if let Some(response) = initial_response {
                     let response = response.declassify().to_vec();

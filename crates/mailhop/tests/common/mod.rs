@@ -150,6 +150,8 @@ members = ["jane.doe@acme.com", "Sales"]
 pub struct Setup<'a> {
     pub config: &'a str,
     pub extra: &'a str,
+    /// Lines added to the `[[server]]` document of Mail/Acme.
+    pub server: &'a str,
     /// Environment variables for the server process.
     pub env: &'a [(&'a str, &'a str)],
 }
@@ -183,7 +185,11 @@ impl TestServer {
             .replace("{IMAP}", &imap.to_string())
             .replace("{CONFIG}", setup.config)
             .replace("{EXTRA}", setup.extra)
-            .replace("{JANE_HASH}", jane_hash());
+            .replace("{JANE_HASH}", jane_hash())
+            .replace(
+                "data = \"data/mail\"\n",
+                &format!("data = \"data/mail\"\n{}\n", setup.server),
+            );
         let directory = tmp.path().join("directory.toml");
         std::fs::write(&directory, text).unwrap();
         let mut s = TestServer {
