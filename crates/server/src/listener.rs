@@ -265,8 +265,19 @@ impl SessionHandler for Handler {
         }
         // The one header reader: the hop count, Message-ID and Subject are
         // read as the store, reports and IMAP read them.
-        let fields = headers::fields(&message);
+        let mut fields = headers::fields(&message);
         let snap = inst.snapshot();
+        if fields.message_id.is_none() {
+            // A message without a Message-ID gets one here, so the
+            // routing events, tracking and the reports can name it.
+            let id = new_message_id(&snap.server.hostname);
+            tracing::info!(
+                "SMTP Server: Message-ID <{id}> added to the message from <{}>",
+                logsafe::shown(&env.from)
+            );
+            message.splice(0..0, format!("Message-ID: <{id}>\r\n").into_bytes());
+            fields.message_id = Some(id);
+        }
         let decision = crate::mailrules::at_accept(
             &snap.dir,
             &snap.config,
@@ -412,6 +423,29 @@ impl SessionHandler for Handler {
             }
         }
     }
+}
+
+/// A new Message-ID (without `<>`) for a message that has none:
+/// `<time base 36>.<random>@hostname`.
+fn new_message_id(hostname: &str) -> String {
+    use rand::Rng as _;
+    let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default();
+    let random: u64 = rand::rng().random();
+    format!("{}.{}@{hostname}", base36(millis), base36(random))
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The failure that refuses the address the client gave: its own route, or
