@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod logging;
+
 /// mimalloc: the server allocates and frees many small buffers per message;
 /// glibc's allocator spent a fifth of the IMAP FETCH time on that.
 #[global_allocator]
@@ -26,11 +28,15 @@ struct Cli {
 enum Cmd {
     /// Run the servers of a directory (default: create or reuse ./mailhop-data).
     Serve {
+        /// The directory file (default: ./mailhop-data/directory.toml,
+        /// created on first start with one server on loopback ports).
         #[arg(long)]
         directory: Option<PathBuf>,
         /// Run only these servers (repeatable); default every server of the directory.
         #[arg(long = "server")]
         servers: Vec<String>,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Validate a directory: `FILE:LINE: field: reason` for each error.
     Check {
@@ -71,6 +77,24 @@ enum Cmd {
         #[command(subcommand)]
         action: MailfileCmd,
     },
+}
+
+/// Where `serve` logs: standard error always; a file when asked.
+#[derive(clap::Args)]
+struct LogArgs {
+    /// Also write the log to this file (Domino's console.log), owner-only,
+    /// rotated by size. MAILHOP_LOG (a tracing filter) sets what is logged.
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    /// Rotate the log file when it passes this size (e.g. 10MB, 512KB).
+    #[arg(long, value_name = "SIZE", default_value = "10MB", requires = "log_file")]
+    log_max_size: directory::Size,
+    /// Rotated log files kept (FILE.1 the newest).
+    #[arg(long, value_name = "N", default_value_t = 5, requires = "log_file")]
+    log_keep: u32,
+    /// Log lines as readable text or as JSON objects, one per line.
+    #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -133,8 +157,19 @@ fn default_directory(given: Option<PathBuf>) -> PathBuf {
 
 fn run(cli: Cli) -> Result<(), UserError> {
     match cli.command {
-        Cmd::Serve { directory, servers } => {
-            init_logging();
+        Cmd::Serve {
+            directory,
+            servers,
+            log,
+        } => {
+            logging::init(
+                log.log_format,
+                log.log_file.map(|path| logging::LogFile {
+                    path,
+                    max_bytes: log.log_max_size.0,
+                    keep: log.log_keep,
+                }),
+            )?;
             let directory = match directory {
                 Some(d) => d,
                 None => {
@@ -335,17 +370,4 @@ fn mailfile_ls(
         }
     }
     Ok(())
-}
-
-fn init_logging() {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("MAILHOP_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours for a terminal only: a log file holds no escape sequences.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -364,35 +364,3 @@ fn move_to_a_mail_file_no_one_owns_is_refused_by_check() {
         "{stdout}{stderr}"
     );
 }
-
-#[test]
-fn a_message_without_a_message_id_gets_one_that_track_finds() {
-    let server = TestServer::start(Setup::default());
-    let mut c = server.client();
-    let r = c.mail(
-        "a@example.org",
-        &["jane.doe@acme.com"],
-        "From: a@example.org\nTo: jane.doe@acme.com\nSubject: no id\n\nbody\n",
-    );
-    assert!(r.starts_with("250"), "{r}");
-    c.cmd("QUIT");
-    let jane = server.wait_mail("mail/jdoe", 1);
-    assert_eq!(jane.len(), 1);
-    let text = server.mailfile_show("mail/jdoe", jane[0]["id"].as_u64().unwrap());
-    let ids: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("Message-ID: <"))
-        .collect();
-    assert_eq!(ids.len(), 1, "one Message-ID: {text}");
-    let id = ids[0].trim_end().trim_end_matches('>');
-    assert!(id.ends_with("@mail.acme.com"), "{id}");
-    wait_for(
-        || server.console(&format!("track --id {id}")).contains("jane.doe@acme.com"),
-        "the delivery event under the new Message-ID",
-    );
-    assert!(
-        server.log().contains(&format!("Message-ID <{id}> added")),
-        "{}",
-        server.log()
-    );
-}

@@ -59,6 +59,8 @@ pub struct TestServer {
     pub imap: SocketAddr,
     /// Environment variables the server process is started with.
     pub env: Vec<(String, String)>,
+    /// More arguments for `mailhop serve`.
+    pub args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -152,6 +154,8 @@ pub struct Setup<'a> {
     pub extra: &'a str,
     /// Lines added to the `[[server]]` document of Mail/Acme.
     pub server: &'a str,
+    /// More arguments for `mailhop serve`.
+    pub args: &'a [&'a str],
     /// Environment variables for the server process.
     pub env: &'a [(&'a str, &'a str)],
 }
@@ -204,6 +208,7 @@ impl TestServer {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            args: setup.args.iter().map(|a| (*a).to_owned()).collect(),
             child: None,
         };
         s.spawn();
@@ -212,16 +217,24 @@ impl TestServer {
 
     pub fn spawn(&mut self) {
         let log = std::fs::File::create(self.tmp.path().join("server.log")).unwrap();
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg("serve")
             .arg("--directory")
             .arg(&self.directory)
+            .args(&self.args)
             .env("MAILHOP_LOG", "info")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        for (k, v) in &self.env {
+            // An empty value: the variable is not set at all.
+            if v.is_empty() {
+                command.env_remove(k);
+            } else {
+                command.env(k, v);
+            }
+        }
+        let child = command.spawn().unwrap();
         self.child = Some(child);
         wait_for(
             || TcpStream::connect(self.smtp).is_ok(),
