@@ -17,7 +17,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "mailhop",
     version,
-    about = "A mail routing server with Domino's routing model"
+    about = "A mail routing server with Domino's routing model",
+    disable_help_subcommand = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +41,7 @@ enum Cmd {
     },
     /// Validate a directory: `FILE:LINE: field: reason` for each error.
     Check {
+        /// The directory file or folder (default: ./mailhop-data/directory.toml).
         #[arg(long)]
         directory: Option<PathBuf>,
     },
@@ -47,6 +49,8 @@ enum Cmd {
     /// none); with --server, write a new ID for that server to copy into its
     /// data folder on another machine.
     Certify {
+        /// The directory file; the certifier is kept beside it
+        /// (default: ./mailhop-data/directory.toml).
         #[arg(long)]
         directory: Option<PathBuf>,
         /// Issue an ID for this server of the directory.
@@ -58,10 +62,28 @@ enum Cmd {
     },
     /// Read a password on standard input and print its argon2 hash.
     Passwd,
+    /// Print a shell completion script (e.g. `mailhop completions bash >
+    /// /etc/bash_completion.d/mailhop`).
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; read it with `mailhop man | man -l -`).
+    Man,
+    /// Help on a command, or `mailhop help directory` for the directory
+    /// file's reference (the documents, their fields and what they do).
+    Help {
+        /// A command name, or `directory`.
+        topic: Option<String>,
+    },
     /// Run a console command on a running server.
     Console {
+        /// The directory file naming the server and its data folder
+        /// (default: ./mailhop-data/directory.toml).
         #[arg(long)]
         directory: Option<PathBuf>,
+        /// The server to ask (needed when the directory has several).
         #[arg(long)]
         server: Option<String>,
         /// The command, e.g. `show stat mail`.
@@ -70,8 +92,12 @@ enum Cmd {
     },
     /// Look into a mail file (works while the server runs).
     Mailfile {
+        /// The directory file naming the server and its data folder
+        /// (default: ./mailhop-data/directory.toml).
         #[arg(long, global = true)]
         directory: Option<PathBuf>,
+        /// The server whose store holds the mail file (needed when the
+        /// directory has several).
         #[arg(long, global = true)]
         server: Option<String>,
         #[command(subcommand)]
@@ -101,7 +127,9 @@ struct LogArgs {
 enum MailfileCmd {
     /// List messages: id, date, from, subject, size, flags.
     Ls {
+        /// The mail file, as the directory names it (e.g. mail/jdoe).
         mail_file: String,
+        /// The folder to list.
         #[arg(long, default_value = "Inbox")]
         folder: String,
         /// One JSON object per line.
@@ -110,8 +138,11 @@ enum MailfileCmd {
     },
     /// Print one message as stored.
     Show {
+        /// The mail file, as the directory names it (e.g. mail/jdoe).
         mail_file: String,
+        /// The message's id (UID) in the folder, as `ls` shows it.
         id: u32,
+        /// The folder holding it.
         #[arg(long, default_value = "Inbox")]
         folder: String,
     },
@@ -259,6 +290,17 @@ fn run(cli: Cli) -> Result<(), UserError> {
             }
             Ok(())
         }
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "mailhop", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+        Cmd::Help { topic } => help(topic.as_deref()),
         Cmd::Passwd => {
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
@@ -370,4 +412,31 @@ fn mailfile_ls(
         }
     }
     Ok(())
+}
+
+/// The directory file's reference, built into the binary.
+const DIRECTORY_REFERENCE: &str = include_str!("../../../docs/DIRECTORY.md");
+
+/// `mailhop help [TOPIC]`: the directory reference, or a command's help.
+fn help(topic: Option<&str>) -> Result<(), UserError> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    match topic {
+        None => {
+            cmd.print_long_help()?;
+            Ok(())
+        }
+        Some("directory") => {
+            print!("{DIRECTORY_REFERENCE}");
+            Ok(())
+        }
+        Some(name) => match cmd.find_subcommand_mut(name) {
+            Some(sub) => {
+                sub.print_long_help()?;
+                Ok(())
+            }
+            None => Err(UserError(format!(
+                "no help on '{name}': try `mailhop help` for the commands, or `mailhop help directory`"
+            ))),
+        },
+    }
 }
