@@ -58,7 +58,7 @@ fn display_is_file_line_field_reason() {
     assert_eq!(
         errors.to_string(),
         "acme.toml:7: server[0].colour: unknown field (expected one of: name, hostname, networks, \
-         administrators, smtp_auth, tls, internet_auth, data, listen, debug)"
+         administrators, smtp_auth, tls, require_tls_for_auth, internet_auth, data, listen, debug)"
     );
 }
 
