@@ -171,7 +171,7 @@ fn run(cli: Cli) -> Result<(), UserError> {
         }
         Cmd::Check { directory } => {
             let path = default_directory(directory);
-            match directory::load(&path) {
+            match server::check_directory(&path) {
                 Ok(dir) => {
                     // Warnings, not errors: the directory is valid.
                     for w in directory::not_applied(&dir) {

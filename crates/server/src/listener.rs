@@ -247,6 +247,8 @@ impl SessionHandler for Handler {
     ) -> Result<String, Reply> {
         let inst = self.inst()?;
         let mut message = message;
+        // SPF, DKIM, DMARC and ARC, once, on the message as it came.
+        let authenticated = self.sender_authentication(&inst, s, &env.from, &message).await?;
         if let Some(listed) = self.controls.tag(s, &inst.snapshot().config) {
             // `dnsbl_action = "tag"`: the message says which blacklist lists
             // the client, above everything else.
@@ -262,6 +264,23 @@ impl SessionHandler for Handler {
             );
             message.splice(0..0, line.into_bytes());
         }
+        let mut dmarc_held = None;
+        if let Some(checked) = authenticated {
+            // Only this server writes its authserv-id (RFC 8601 §5): the
+            // client's claims go, the results go on top.
+            let hostname = &inst.snapshot().server.hostname;
+            let (cleaned, removed) = crate::senderauth::remove_claims(&message, hostname);
+            if removed > 0 {
+                tracing::info!(
+                    "SMTP Server: removed {removed} Authentication-Results header(s) claiming {hostname} from a message from {}",
+                    s.peer.ip()
+                );
+                inst.sender_auth.removed(removed);
+                message = cleaned;
+            }
+            message.splice(0..0, checked.header.into_bytes());
+            dmarc_held = checked.held;
+        }
         // The one header reader: the hop count, Message-ID and Subject are
         // read as the store, reports and IMAP read them.
         let fields = headers::fields(&message);
@@ -274,7 +293,10 @@ impl SessionHandler for Handler {
             s.peer.ip(),
         )
         .await?;
-        let held = decision.held.is_some();
+        // DMARC's quarantine holds the message, with its reason; a rule's
+        // hold, when there is no such reason.
+        let held_reason = dmarc_held.or(decision.held);
+        let held = held_reason.is_some();
         let journal = match (&decision.journal, snap.config.journal_to.trim()) {
             (Some(rule), to) if !to.is_empty() => Some((
                 to.to_owned(),
@@ -305,7 +327,7 @@ impl SessionHandler for Handler {
                     .unwrap_or_default()
             ),
             data: message,
-            held: decision.held,
+            held: held_reason,
             derived: decision.copies,
             ..Incoming::default()
         };
@@ -352,6 +374,91 @@ impl SessionHandler for Handler {
                 Err(not_stored(&inst))
             }
         }
+    }
+}
+
+/// What sender authentication added to a message: the
+/// `Authentication-Results:` header, and the Held reason of a DMARC
+/// quarantine.
+struct Checked {
+    header: String,
+    held: Option<String>,
+}
+
+impl Handler {
+    /// SPF, DKIM, DMARC and ARC for a client that did not authenticate and
+    /// is not in `internal_hosts` or `relay_exempt_hosts` (the clients the
+    /// DNS blacklists skip), when `verify_sender_authentication` is on
+    /// (`None`: nothing checked, nothing asked). Under `dmarc_policy =
+    /// "enforce"`, a DMARC failure of a domain publishing `p=reject` is
+    /// the `Err` reply, `p=quarantine` a Held reason.
+    async fn sender_authentication(
+        &self,
+        inst: &Instance,
+        s: &SessionInfo,
+        from: &str,
+        message: &[u8],
+    ) -> Result<Option<Checked>, Reply> {
+        let snap = inst.snapshot();
+        let inbound = &snap.config.inbound;
+        if !inbound.verify_sender_authentication || s.authenticated.is_some() {
+            return Ok(None);
+        }
+        let (name, authenticated) = self.controls.client(s, &snap.config).await;
+        let client = routing::inbound::Client {
+            ip: s.peer.ip(),
+            name: name.as_deref(),
+            authenticated,
+        };
+        if routing::inbound::is_trusted_host(inbound, &client) {
+            return Ok(None);
+        }
+        let sender = crate::senderauth::Sender {
+            ip: s.peer.ip(),
+            helo: s.helo.as_deref().unwrap_or(""),
+            mail_from: from,
+        };
+        let verdict = inst
+            .sender_auth
+            .verify(&snap.config.dns_servers, &snap.server.hostname, &sender, message)
+            .await;
+        let mut held = None;
+        if let Some(failure) = &verdict.dmarc_failure
+            && inbound.dmarc_policy == directory::DmarcPolicy::Enforce
+        {
+            let domain = logsafe::shown(&failure.domain).to_string();
+            match failure.policy {
+                crate::senderauth::Asked::Reject => {
+                    tracing::info!(
+                        "SMTP Server: {} refused a message from <{}>: it fails DMARC and {domain} publishes p=reject",
+                        s.peer.ip(),
+                        logsafe::shown(from)
+                    );
+                    return Err(Reply::new(
+                        550,
+                        (5, 7, 1),
+                        format!(
+                            "Message rejected: it fails DMARC and the DMARC policy of {domain} is reject"
+                        ),
+                    )
+                    .counted(smtp::Refusal::Dmarc));
+                }
+                crate::senderauth::Asked::Quarantine => {
+                    tracing::info!(
+                        "SMTP Server: a message from <{}> ({}) fails DMARC and {domain} publishes p=quarantine: held",
+                        logsafe::shown(from),
+                        s.peer.ip()
+                    );
+                    inst.sender_auth.quarantined();
+                    held = Some(format!("Held: DMARC policy quarantine for {domain}"));
+                }
+                crate::senderauth::Asked::None => {}
+            }
+        }
+        Ok(Some(Checked {
+            header: verdict.header,
+            held,
+        }))
     }
 }
 
