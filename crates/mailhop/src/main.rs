@@ -62,6 +62,11 @@ enum Cmd {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// DKIM keys for signing outbound mail.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimCmd,
+    },
     /// Look into a mail file (works while the server runs).
     Mailfile {
         #[arg(long, global = true)]
@@ -71,6 +76,32 @@ enum Cmd {
         #[command(subcommand)]
         action: MailfileCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum DkimCmd {
+    /// Make a private key for DOMAIN (PKCS#8 PEM, mode 0600, never
+    /// overwriting a file); print the DNS TXT record to publish and the
+    /// `dkim_sign` entry for the directory.
+    Keygen {
+        domain: String,
+        /// The selector (default: mh and the year, e.g. mh2026).
+        #[arg(long)]
+        selector: Option<String>,
+        #[arg(long, value_enum, default_value_t = Algorithm::Rsa)]
+        algorithm: Algorithm,
+        /// Where the key is written (default: dkim/DOMAIN.SELECTOR.pem).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Algorithm {
+    /// RSA 2048 bits (rsa-sha256)
+    Rsa,
+    /// Ed25519 (ed25519-sha256, RFC 8463)
+    Ed25519,
 }
 
 #[derive(Subcommand)]
@@ -244,6 +275,42 @@ fn run(cli: Cli) -> Result<(), UserError> {
                 "{}",
                 server::send_console_command(&data, &command.join(" "))?
             );
+            Ok(())
+        }
+        Cmd::Dkim {
+            action:
+                DkimCmd::Keygen {
+                    domain,
+                    selector,
+                    algorithm,
+                    out,
+                },
+        } => {
+            use chrono::Datelike as _;
+            let selector =
+                selector.unwrap_or_else(|| format!("mh{}", chrono::Local::now().year()));
+            let out = out.unwrap_or_else(|| {
+                Path::new("dkim").join(format!(
+                    "{}.{}.pem",
+                    domain.trim().trim_end_matches('.').to_ascii_lowercase(),
+                    selector.trim().to_ascii_lowercase()
+                ))
+            });
+            let algorithm = match algorithm {
+                Algorithm::Rsa => server::dkimkeys::KeyAlgorithm::Rsa,
+                Algorithm::Ed25519 => server::dkimkeys::KeyAlgorithm::Ed25519,
+            };
+            let made = server::dkimkeys::keygen(&domain, &selector, algorithm, &out)?;
+            println!(
+                "mailhop: wrote the private key {} (mode 0600)",
+                made.key_file.display()
+            );
+            println!("Publish this DNS record:");
+            println!("{}", made.txt_record);
+            println!(
+                "Add this to [configuration.outbound] of the directory (the key's path is relative to the directory file's folder):"
+            );
+            println!("{}", made.directory_line);
             Ok(())
         }
         Cmd::Mailfile {

@@ -10,6 +10,7 @@ mod auth;
 mod commands;
 mod control;
 mod controls;
+pub mod dkimkeys;
 mod dnscheck;
 pub mod ids;
 mod instance;
