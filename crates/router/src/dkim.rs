@@ -4,10 +4,11 @@
 //! Owns the signers (built once per directory snapshot from the keys the
 //! directory read) and signing one message: RSA-SHA256 or Ed25519-SHA256,
 //! relaxed/relaxed, the headers of [`SIGNED_HEADERS`], `d=` the configured
-//! domain that covers the From: domain (the most specific one). Decides
-//! nothing about where mail goes: `outbound` calls [`Signers::sign`] once
-//! per transfer attempt, only for recipients outside the local Internet
-//! domains. Touches neither the store nor the network.
+//! domain that covers the From: domain (the most specific one), and which
+//! transfers are signed ([`for_transfer`]: SMTP with a recipient outside
+//! the local Internet domains). Decides nothing about where mail goes:
+//! `outbound` calls [`for_transfer`] once per SMTP transfer attempt.
+//! Touches neither the store nor the network.
 
 use directory::{DirectoryError, DkimAlgorithm, DkimSigning};
 use mail_auth::AuthenticatedMessage;
@@ -15,6 +16,11 @@ use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use store::QueuedMessage;
+
+use crate::plan::message_label;
+use crate::snapshot::Snapshot;
+use crate::work::blocking;
 
 /// The headers a signature covers: those present are signed as they are,
 /// those absent are signed as absent (so none can be added on the way).
@@ -46,11 +52,13 @@ impl std::fmt::Display for KeyError {
 pub fn signer(s: &DkimSigning) -> Result<DkimSigner<DkimKey, Done>, KeyError> {
     let der = s.key.pkcs8_der();
     let key: DkimKey = match s.key.algorithm {
-        DkimAlgorithm::Rsa => RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(
-            PrivatePkcs8KeyDer::from(der),
-        ))
-        .map(DkimKey::from),
-        DkimAlgorithm::Ed25519 => Ed25519Key::from_pkcs8_maybe_unchecked_der(der).map(DkimKey::from),
+        DkimAlgorithm::Rsa => {
+            RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)))
+                .map(DkimKey::from)
+        }
+        DkimAlgorithm::Ed25519 => {
+            Ed25519Key::from_pkcs8_maybe_unchecked_der(der).map(DkimKey::from)
+        }
     }
     .map_err(|e| {
         KeyError(format!(
@@ -165,6 +173,54 @@ impl Signers {
             Err(e) => Signed::Failed(e.to_string()),
         }
     }
+}
+
+/// The message as it leaves by SMTP: DKIM-signed when a recipient is
+/// outside the local Internet domains and a `dkim_sign` domain covers its
+/// From: domain; as stored otherwise (and when signing fails, logged).
+pub(crate) async fn for_transfer(
+    snap: &Snapshot,
+    msg: &QueuedMessage,
+    rcpts: &[String],
+    data: Vec<u8>,
+) -> Vec<u8> {
+    if snap.dkim.is_empty() {
+        return data;
+    }
+    let leaves = rcpts.iter().any(|r| {
+        r.rsplit_once('@')
+            .is_some_and(|(_, d)| !snap.dir.is_local_internet_domain(&snap.server, d))
+    });
+    if !leaves {
+        return data;
+    }
+    let signers = snap.dkim.clone();
+    let (mut data, signed) = if data.len() > 64 * 1024 {
+        // Hashing a big body is CPU work: off the runtime's threads.
+        blocking(move || {
+            let signed = signers.sign(&data);
+            (data, signed)
+        })
+        .await
+    } else {
+        let signed = signers.sign(&data);
+        (data, signed)
+    };
+    match signed {
+        Signed::Signed {
+            header,
+            domain,
+            selector,
+        } => {
+            tracing::debug!(target: "router", "Router: message {} DKIM-signed for {domain} (selector {selector})", message_label(msg));
+            data.splice(0..0, header);
+        }
+        Signed::NotCovered => {}
+        Signed::Failed(why) => {
+            tracing::warn!(target: "router", "Router: message {} leaves unsigned: DKIM signing failed: {why}", message_label(msg));
+        }
+    }
+    data
 }
 
 /// The domain of the message's first From: address, in lower case.

@@ -30,7 +30,7 @@ use console::QueueLine;
 use routing::{Failure, SmtpVia, Via};
 use store::{MessageId, Priority, QueuedMessage, RecipientStatus, RecipientUpdate, Settlement};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 use transfer::{Batch, Destination, RecipientResult, Transferer};
 
 use crate::events::event;
@@ -799,7 +799,7 @@ impl Router {
                         match smtp { SmtpVia::Relay(r) => r.to_string(), SmtpVia::Mx(d) => format!("MX of {d}") });
                 }
                 // Signed once for this attempt: every host tried gets the same bytes.
-                let data = signed_for_transfer(&snap, &msg, &rcpts, data).await;
+                let data = crate::dkim::for_transfer(&snap, &msg, &rcpts, data).await;
                 let size = data.len() as u64;
                 let batch = Batch {
                     from: msg.from.clone(),
@@ -1170,54 +1170,6 @@ impl Router {
 }
 
 /// `initial_retry` doubled per failed attempt, capped at `retry_cap` (milliseconds).
-/// The message as it leaves by SMTP: DKIM-signed when a recipient is
-/// outside the local Internet domains and a `dkim_sign` domain covers its
-/// From: domain; as stored otherwise (and when signing fails, logged).
-async fn signed_for_transfer(
-    snap: &Snapshot,
-    msg: &QueuedMessage,
-    rcpts: &[String],
-    data: Vec<u8>,
-) -> Vec<u8> {
-    if snap.dkim.is_empty() {
-        return data;
-    }
-    let leaves = rcpts.iter().any(|r| {
-        r.rsplit_once('@')
-            .is_some_and(|(_, d)| !snap.dir.is_local_internet_domain(&snap.server, d))
-    });
-    if !leaves {
-        return data;
-    }
-    let signers = snap.dkim.clone();
-    let (mut data, signed) = if data.len() > 64 * 1024 {
-        // Hashing a big body is CPU work: off the runtime's threads.
-        blocking(move || {
-            let signed = signers.sign(&data);
-            (data, signed)
-        })
-        .await
-    } else {
-        let signed = signers.sign(&data);
-        (data, signed)
-    };
-    match signed {
-        crate::dkim::Signed::Signed {
-            header,
-            domain,
-            selector,
-        } => {
-            debug!(target: "router", "Router: message {} DKIM-signed for {domain} (selector {selector})", message_label(msg));
-            data.splice(0..0, header);
-        }
-        crate::dkim::Signed::NotCovered => {}
-        crate::dkim::Signed::Failed(why) => {
-            warn!(target: "router", "Router: message {} leaves unsigned: DKIM signing failed: {why}", message_label(msg));
-        }
-    }
-    data
-}
-
 pub(crate) fn retry_delay(config: &directory::Config, attempts: u32) -> i64 {
     let base = config.initial_retry.as_millis();
     let cap = config.retry_cap.as_millis().max(base);

@@ -43,7 +43,10 @@ pub enum KeygenError {
     /// The key file exists: keys are never overwritten.
     Exists(PathBuf),
     /// The key file could not be written.
-    Write { path: PathBuf, error: std::io::Error },
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The crypto library could not make the key.
     Generate,
 }
@@ -102,18 +105,17 @@ pub fn keygen(
             let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| KeygenError::Generate)?;
             let pkcs8: Pkcs8V1Der<'_> = pair.as_der().map_err(|_| KeygenError::Generate)?;
             // RSA: the SubjectPublicKeyInfo, as opendkim-genkey publishes.
-            let spki: PublicKeyX509Der<'_> =
-                pair.public_key().as_der().map_err(|_| KeygenError::Generate)?;
+            let spki: PublicKeyX509Der<'_> = pair
+                .public_key()
+                .as_der()
+                .map_err(|_| KeygenError::Generate)?;
             (pkcs8.as_ref().to_vec(), spki.as_ref().to_vec())
         }
         KeyAlgorithm::Ed25519 => {
             let pair = Ed25519KeyPair::generate().map_err(|_| KeygenError::Generate)?;
             let pkcs8: Pkcs8V1Der<'_> = pair.as_der().map_err(|_| KeygenError::Generate)?;
             // Ed25519: the raw 32-byte public key (RFC 8463 §4.2).
-            (
-                pkcs8.as_ref().to_vec(),
-                pair.public_key().as_ref().to_vec(),
-            )
+            (pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec())
         }
     };
     write_key(out, &pem("PRIVATE KEY", &pkcs8))?;
@@ -137,7 +139,10 @@ pub fn keygen(
         txt_value,
         directory_line: format!(
             "dkim_sign = [{{ domain = \"{domain}\", selector = \"{selector}\", key = \"{}\" }}]",
-            out.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
+            out.display()
+                .to_string()
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
         ),
     })
 }
@@ -215,7 +220,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("keys/acme.com.pem");
         let made = keygen("Acme.COM.", "mh2026", KeyAlgorithm::Rsa, &out).unwrap();
-        assert!(made.txt_record.starts_with("mh2026._domainkey.acme.com. IN TXT \"v=DKIM1; k=rsa; p=MII"));
+        assert!(
+            made.txt_record
+                .starts_with("mh2026._domainkey.acme.com. IN TXT \"v=DKIM1; k=rsa; p=MII")
+        );
         let strings: Vec<&str> = made.txt_record.split('"').skip(1).step_by(2).collect();
         assert!(strings.len() >= 2, "{}", made.txt_record);
         assert!(strings.iter().all(|s| s.len() <= 255));
@@ -225,11 +233,25 @@ mod tests {
             Err(KeygenError::Exists(_))
         ));
         assert!(matches!(
-            keygen("acme com", "s", KeyAlgorithm::Ed25519, &dir.path().join("x")),
+            keygen(
+                "acme com",
+                "s",
+                KeyAlgorithm::Ed25519,
+                &dir.path().join("x")
+            ),
             Err(KeygenError::BadName { what: "domain", .. })
         ));
-        let ed = keygen("acme.com", "ed", KeyAlgorithm::Ed25519, &dir.path().join("ed.pem")).unwrap();
-        assert!(ed.txt_record.starts_with("ed._domainkey.acme.com. IN TXT \"v=DKIM1; k=ed25519; p="));
+        let ed = keygen(
+            "acme.com",
+            "ed",
+            KeyAlgorithm::Ed25519,
+            &dir.path().join("ed.pem"),
+        )
+        .unwrap();
+        assert!(
+            ed.txt_record
+                .starts_with("ed._domainkey.acme.com. IN TXT \"v=DKIM1; k=ed25519; p=")
+        );
         let p = ed.txt_value.rsplit_once("p=").unwrap().1;
         let raw = base64::engine::general_purpose::STANDARD.decode(p).unwrap();
         assert_eq!(raw.len(), 32);

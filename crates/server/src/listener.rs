@@ -246,9 +246,12 @@ impl SessionHandler for Handler {
         message: Vec<u8>,
     ) -> Result<String, Reply> {
         let inst = self.inst()?;
-        let mut message = message;
         // SPF, DKIM, DMARC and ARC, once, on the message as it came.
-        let authenticated = self.sender_authentication(&inst, s, &env.from, &message).await?;
+        let shared = Arc::new(message);
+        let authenticated = self
+            .sender_authentication(&inst, s, &env.from, &shared)
+            .await?;
+        let mut message = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
         if let Some(listed) = self.controls.tag(s, &inst.snapshot().config) {
             // `dnsbl_action = "tag"`: the message says which blacklist lists
             // the client, above everything else.
@@ -397,7 +400,7 @@ impl Handler {
         inst: &Instance,
         s: &SessionInfo,
         from: &str,
-        message: &[u8],
+        message: &Arc<Vec<u8>>,
     ) -> Result<Option<Checked>, Reply> {
         let snap = inst.snapshot();
         let inbound = &snap.config.inbound;
@@ -415,12 +418,17 @@ impl Handler {
         }
         let sender = crate::senderauth::Sender {
             ip: s.peer.ip(),
-            helo: s.helo.as_deref().unwrap_or(""),
-            mail_from: from,
+            helo: s.helo.clone().unwrap_or_default(),
+            mail_from: from.to_owned(),
         };
         let verdict = inst
             .sender_auth
-            .verify(&snap.config.dns_servers, &snap.server.hostname, &sender, message)
+            .verify(
+                &snap.config.dns_servers,
+                &snap.server.hostname,
+                sender,
+                message.clone(),
+            )
             .await;
         let mut held = None;
         if let Some(failure) = &verdict.dmarc_failure

@@ -56,12 +56,12 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 const INLINE_BODY: usize = 64 * 1024;
 
 /// The session facts sender authentication reads.
-pub(crate) struct Sender<'a> {
+pub(crate) struct Sender {
     pub ip: IpAddr,
     /// The HELO/EHLO name ("" when none was given).
-    pub helo: &'a str,
+    pub helo: String,
     /// The MAIL FROM address ("" for the null sender).
-    pub mail_from: &'a str,
+    pub mail_from: String,
 }
 
 /// What a domain's DMARC record asks for mail that fails.
@@ -93,7 +93,7 @@ pub(crate) struct Verdict {
 #[derive(Default)]
 pub(crate) struct SenderAuth {
     resolver: Mutex<Option<(Vec<SocketAddr>, Arc<MessageAuthenticator>)>>,
-    stats: AuthStats,
+    stats: Arc<AuthStats>,
 }
 
 impl SenderAuth {
@@ -140,169 +140,202 @@ impl SenderAuth {
     }
 
     /// Verifies one message (as received, before anything is added to it)
-    /// from `sender`; `authserv_id` is this server's host name.
+    /// from `sender`; `authserv_id` is this server's host name. Runs as a
+    /// task of its own: should a verifier panic on a stranger's message,
+    /// the results are `temperror` and the session goes on.
     pub(crate) async fn verify(
         &self,
         dns_servers: &[SocketAddr],
         authserv_id: &str,
-        sender: &Sender<'_>,
-        message: &[u8],
+        sender: Sender,
+        message: Arc<Vec<u8>>,
     ) -> Verdict {
-        let mut header = ResultsHeader::new(authserv_id);
+        let unverified = |why: &str| {
+            let mut header = ResultsHeader::new(authserv_id);
+            for method in ["spf", "dkim", "arc", "dmarc"] {
+                header.result(method, "temperror", Some(why), &[]);
+            }
+            Verdict {
+                header: header.finish(),
+                dmarc_failure: None,
+            }
+        };
         let Some(auth) = self.authenticator(dns_servers) else {
-            for method in ["spf", "dkim", "dmarc"] {
-                header.result(method, "temperror", Some("no DNS resolver"), &[]);
-            }
-            return Verdict {
-                header: header.finish(),
-                dmarc_failure: None,
-            };
+            return unverified("no DNS resolver");
         };
-        let helo = sender.helo.trim();
-        let ip = sender.ip.to_canonical();
-
-        // SPF: the MAIL FROM identity (postmaster@HELO for the null sender)
-        // and the HELO name.
-        let spf_from = step(
-            auth.verify_spf(SpfParameters::verify_mail_from(
-                ip,
-                helo,
-                authserv_id,
-                sender.mail_from,
-            )),
-            || SpfOutput::new(String::new()).with_result(SpfResult::TempError),
-        )
-        .await;
-        let spf_helo = step(
-            auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, authserv_id)),
-            || SpfOutput::new(helo.to_owned()).with_result(SpfResult::TempError),
-        )
-        .await;
-        let mail_from = if sender.mail_from.is_empty() {
-            format!("postmaster@{helo}")
-        } else {
-            sender.mail_from.to_owned()
-        };
-        spf_line(&mut header, &spf_from, ip, "smtp.mailfrom", &mail_from);
-        spf_line(&mut header, &spf_helo, ip, "smtp.helo", helo);
-        self.stats.add(spf_counter(spf_from.result()));
-
-        // The header section is parsed as it is; the body is hashed apart
-        // (off the runtime's threads when it is big), once per
-        // canonicalization and algorithm the signatures ask for.
-        let body_at = body_offset(message);
-        let Some(mut parsed) = AuthenticatedMessage::parse(&message[..body_at]) else {
-            header.result("dkim", "none", Some("no header"), &[]);
-            header.result("dmarc", "none", None, &[]);
-            header.result("arc", "none", None, &[]);
-            self.stats.add("SMTP.DKIM.None");
-            self.stats.add("SMTP.DMARC.None");
-            self.stats.add("SMTP.ARC.None");
-            return Verdict {
-                header: header.finish(),
-                dmarc_failure: None,
-            };
-        };
-        let skipped = cap_dkim(&mut parsed);
-        parsed.body_hashes = body_hashes(&parsed.body_hashes, &message[body_at..]).await;
-
-        let dkim = tokio::time::timeout(STEP_TIMEOUT, auth.verify_dkim(&parsed))
-            .await
-            .ok();
-        let from_domain = parsed
-            .from
-            .first()
-            .and_then(|f| f.rsplit_once('@'))
-            .map(|(_, d)| d.to_owned())
-            .unwrap_or_default();
-        match &dkim {
-            Some(outputs) if outputs.is_empty() && skipped == 0 => {
-                header.result("dkim", "none", None, &[]);
-                self.stats.add("SMTP.DKIM.None");
-            }
-            Some(outputs) => {
-                for output in outputs {
-                    let (result, comment) = dkim_result(output.result());
-                    self.stats.add(dkim_counter(result));
-                    let props = signature_props(output);
-                    let props: Vec<(&str, &str)> =
-                        props.iter().map(|(n, v)| (*n, v.as_str())).collect();
-                    header.result("dkim", result, comment.as_deref(), &props);
-                }
-            }
-            None => {
-                header.result("dkim", "temperror", Some("DNS did not answer in time"), &[]);
-                self.stats.add("SMTP.DKIM.TempError");
+        let stats = self.stats.clone();
+        let id = authserv_id.to_owned();
+        let ip = sender.ip;
+        let task = tokio::spawn(async move { check(&auth, &stats, &id, &sender, &message).await });
+        match task.await {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                tracing::error!(
+                    "SMTP Server: sender authentication of a message from {ip} failed: {e}"
+                );
+                unverified("verification failed")
             }
         }
-        if skipped > 0 {
-            let comment = format!(
-                "{skipped} more signatures not verified: at most {MAX_DKIM_SIGNATURES} are"
-            );
-            header.result("dkim", "policy", Some(&comment), &[]);
-            self.stats.add("SMTP.DKIM.Policy");
-        }
+    }
+}
 
-        // ARC: the chain of sets, when there is one.
-        let sets = parsed.as_headers.len().max(parsed.ams_headers.len());
-        let (arc, arc_comment) = if sets > MAX_ARC_SETS {
-            (
-                "fail",
-                Some(format!(
-                    "a chain of {sets} sets: at most {MAX_ARC_SETS} are verified"
-                )),
-            )
-        } else {
-            match tokio::time::timeout(STEP_TIMEOUT, auth.verify_arc(&parsed)).await {
-                Ok(output) => match output.result() {
-                    DkimResult::Pass => ("pass", Some(format!("i={}", output.sets().len()))),
-                    DkimResult::None => ("none", None),
-                    DkimResult::TempError(e) => ("fail", Some(format!("DNS: {e}"))),
-                    DkimResult::Fail(e)
-                    | DkimResult::Neutral(e)
-                    | DkimResult::PermError(e) => ("fail", Some(e.to_string())),
-                },
-                Err(_) => ("fail", Some("DNS did not answer in time".to_owned())),
-            }
-        };
-        header.result("arc", arc, arc_comment.as_deref(), &[]);
-        self.stats.add(match arc {
-            "pass" => "SMTP.ARC.Pass",
-            "none" => "SMTP.ARC.None",
-            _ => "SMTP.ARC.Fail",
-        });
+/// SPF, DKIM, ARC and DMARC of one message, counted in `stats`.
+async fn check(
+    auth: &MessageAuthenticator,
+    stats: &AuthStats,
+    authserv_id: &str,
+    sender: &Sender,
+    message: &[u8],
+) -> Verdict {
+    let mut header = ResultsHeader::new(authserv_id);
+    let helo = sender.helo.trim();
+    let ip = sender.ip.to_canonical();
 
-        // DMARC: the From: domain's policy, with SPF (MAIL FROM) and DKIM.
-        let dmarc = match &dkim {
-            Some(outputs) => {
-                let params = DmarcParameters::new(&parsed, outputs, spf_from.domain(), &spf_from);
-                tokio::time::timeout(STEP_TIMEOUT, auth.verify_dmarc(params))
-                    .await
-                    .ok()
-            }
-            // DKIM could not be verified: DMARC cannot fail for it.
-            None => None,
-        };
-        let dmarc_failure = match &dmarc {
-            Some(output) => {
-                let (counter, failure) = dmarc_line(&mut header, output);
-                self.stats.add(counter);
-                failure
-            }
-            None => {
-                let mut props = Vec::new();
-                if !from_domain.is_empty() {
-                    props.push(("header.from", from_domain.as_str()));
-                }
-                header.result("dmarc", "temperror", Some("DNS did not answer in time"), &props);
-                self.stats.add("SMTP.DMARC.TempError");
-                None
-            }
-        };
-        Verdict {
+    // SPF: the MAIL FROM identity (postmaster@HELO for the null sender)
+    // and the HELO name.
+    let spf_from = step(
+        auth.verify_spf(SpfParameters::verify_mail_from(
+            ip,
+            helo,
+            authserv_id,
+            &sender.mail_from,
+        )),
+        || SpfOutput::new(String::new()).with_result(SpfResult::TempError),
+    )
+    .await;
+    let spf_helo = step(
+        auth.verify_spf(SpfParameters::verify_ehlo(ip, helo, authserv_id)),
+        || SpfOutput::new(helo.to_owned()).with_result(SpfResult::TempError),
+    )
+    .await;
+    let mail_from = if sender.mail_from.is_empty() {
+        format!("postmaster@{helo}")
+    } else {
+        sender.mail_from.to_owned()
+    };
+    spf_line(&mut header, &spf_from, ip, "smtp.mailfrom", &mail_from);
+    spf_line(&mut header, &spf_helo, ip, "smtp.helo", helo);
+    stats.add(spf_counter(spf_from.result()));
+
+    // The header section is parsed as it is; the body is hashed apart
+    // (off the runtime's threads when it is big), once per
+    // canonicalization and algorithm the signatures ask for.
+    let body_at = body_offset(message);
+    let Some(mut parsed) = AuthenticatedMessage::parse(&message[..body_at]) else {
+        header.result("dkim", "none", Some("no header"), &[]);
+        header.result("arc", "none", None, &[]);
+        header.result("dmarc", "none", None, &[]);
+        stats.add("SMTP.DKIM.None");
+        stats.add("SMTP.DMARC.None");
+        stats.add("SMTP.ARC.None");
+        return Verdict {
             header: header.finish(),
-            dmarc_failure,
+            dmarc_failure: None,
+        };
+    };
+    let skipped = cap_dkim(&mut parsed);
+    parsed.body_hashes = body_hashes(&parsed.body_hashes, &message[body_at..]).await;
+
+    let dkim = tokio::time::timeout(STEP_TIMEOUT, auth.verify_dkim(&parsed))
+        .await
+        .ok();
+    let from_domain = parsed
+        .from
+        .first()
+        .and_then(|f| f.rsplit_once('@'))
+        .map(|(_, d)| d.to_owned())
+        .unwrap_or_default();
+    match &dkim {
+        Some(outputs) if outputs.is_empty() && skipped == 0 => {
+            header.result("dkim", "none", None, &[]);
+            stats.add("SMTP.DKIM.None");
         }
+        Some(outputs) => {
+            for output in outputs {
+                let (result, comment) = dkim_result(output.result());
+                stats.add(dkim_counter(result));
+                let props = signature_props(output);
+                let props: Vec<(&str, &str)> =
+                    props.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                header.result("dkim", result, comment.as_deref(), &props);
+            }
+        }
+        None => {
+            header.result("dkim", "temperror", Some("DNS did not answer in time"), &[]);
+            stats.add("SMTP.DKIM.TempError");
+        }
+    }
+    if skipped > 0 {
+        let comment =
+            format!("{skipped} more signatures not verified: at most {MAX_DKIM_SIGNATURES} are");
+        header.result("dkim", "policy", Some(&comment), &[]);
+        stats.add("SMTP.DKIM.Policy");
+    }
+
+    // ARC: the chain of sets, when there is one.
+    let sets = parsed.as_headers.len().max(parsed.ams_headers.len());
+    let (arc, arc_comment) = if sets > MAX_ARC_SETS {
+        (
+            "fail",
+            Some(format!(
+                "a chain of {sets} sets: at most {MAX_ARC_SETS} are verified"
+            )),
+        )
+    } else {
+        match tokio::time::timeout(STEP_TIMEOUT, auth.verify_arc(&parsed)).await {
+            Ok(output) => match output.result() {
+                DkimResult::Pass => ("pass", Some(format!("i={}", output.sets().len()))),
+                DkimResult::None => ("none", None),
+                DkimResult::TempError(e) => ("fail", Some(format!("DNS: {e}"))),
+                DkimResult::Fail(e) | DkimResult::Neutral(e) | DkimResult::PermError(e) => {
+                    ("fail", Some(e.to_string()))
+                }
+            },
+            Err(_) => ("fail", Some("DNS did not answer in time".to_owned())),
+        }
+    };
+    header.result("arc", arc, arc_comment.as_deref(), &[]);
+    stats.add(match arc {
+        "pass" => "SMTP.ARC.Pass",
+        "none" => "SMTP.ARC.None",
+        _ => "SMTP.ARC.Fail",
+    });
+
+    // DMARC: the From: domain's policy, with SPF (MAIL FROM) and DKIM.
+    let dmarc = match &dkim {
+        Some(outputs) => {
+            let params = DmarcParameters::new(&parsed, outputs, spf_from.domain(), &spf_from);
+            tokio::time::timeout(STEP_TIMEOUT, auth.verify_dmarc(params))
+                .await
+                .ok()
+        }
+        // DKIM could not be verified: DMARC cannot fail for it.
+        None => None,
+    };
+    let dmarc_failure = match &dmarc {
+        Some(output) => {
+            let (counter, failure) = dmarc_line(&mut header, output);
+            stats.add(counter);
+            failure
+        }
+        None => {
+            let mut props = Vec::new();
+            if !from_domain.is_empty() {
+                props.push(("header.from", from_domain.as_str()));
+            }
+            header.result(
+                "dmarc",
+                "temperror",
+                Some("DNS did not answer in time"),
+                &props,
+            );
+            stats.add("SMTP.DMARC.TempError");
+            None
+        }
+    };
+    Verdict {
+        header: header.finish(),
+        dmarc_failure,
     }
 }
 
@@ -368,7 +401,14 @@ async fn body_hashes(
         wanted.iter().map(|(c, h, l, _)| (*c, *h, *l)).collect();
     let hash = move |body: &[u8]| -> Vec<(Canonicalization, HashAlgorithm, u64, Vec<u8>)> {
         keys.iter()
-            .map(|(c, h, l)| (*c, *h, *l, h.hash(c.canonical_body(body, *l)).as_ref().to_vec()))
+            .map(|(c, h, l)| {
+                (
+                    *c,
+                    *h,
+                    *l,
+                    h.hash(c.canonical_body(body, *l)).as_ref().to_vec(),
+                )
+            })
             .collect()
     };
     if wanted.is_empty() {
@@ -378,9 +418,11 @@ async fn body_hashes(
         return hash(body);
     }
     let owned = body.to_vec();
+    // Should hashing fail, the hashes of an empty body stay: the
+    // signatures fail, nothing is taken for verified.
     tokio::task::spawn_blocking(move || hash(&owned))
         .await
-        .unwrap_or_default()
+        .unwrap_or_else(|_| wanted.to_vec())
 }
 
 /// An SPF result line.
@@ -399,7 +441,10 @@ fn spf_line(header: &mut ResultsHeader, spf: &SpfOutput, ip: IpAddr, prop: &str,
             "softfail",
             format!("domain of {domain} reports soft fail for {ip}"),
         ),
-        SpfResult::Neutral => ("neutral", format!("domain of {domain} reports neutral for {ip}")),
+        SpfResult::Neutral => (
+            "neutral",
+            format!("domain of {domain} reports neutral for {ip}"),
+        ),
         SpfResult::TempError => ("temperror", "DNS did not answer".to_owned()),
         SpfResult::PermError => (
             "permerror",
@@ -545,8 +590,12 @@ fn dmarc_reason(e: &Error, output: &DmarcOutput) -> String {
             let dkim = matches!(output.dkim_result(), DmarcResult::Fail(_));
             match (spf, dkim) {
                 (true, true) => "SPF and DKIM pass for other domains, not aligned".to_owned(),
-                (true, false) => "SPF passes for another domain, not aligned; no DKIM pass".to_owned(),
-                (false, true) => "DKIM passes for another domain, not aligned; no SPF pass".to_owned(),
+                (true, false) => {
+                    "SPF passes for another domain, not aligned; no DKIM pass".to_owned()
+                }
+                (false, true) => {
+                    "DKIM passes for another domain, not aligned; no SPF pass".to_owned()
+                }
                 (false, false) => "neither SPF nor DKIM passes for the From: domain".to_owned(),
             }
         }

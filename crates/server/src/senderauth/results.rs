@@ -65,8 +65,16 @@ fn plain(c: char) -> bool {
 
 /// The authserv-id: a host name from the directory, cleaned all the same.
 fn token(s: &str) -> String {
-    let t: String = s.chars().filter(|c| plain(*c) && *c != '@').take(MAX_VALUE).collect();
-    if t.is_empty() { "localhost".to_owned() } else { t }
+    let t: String = s
+        .chars()
+        .filter(|c| plain(*c) && *c != '@')
+        .take(MAX_VALUE)
+        .collect();
+    if t.is_empty() {
+        "localhost".to_owned()
+    } else {
+        t
+    }
 }
 
 /// A property value: as it is when it is plain, else a quoted-string with
@@ -236,7 +244,10 @@ mod tests {
             "dkim",
             "fail",
             None,
-            &[("header.d", "bad\r\nX-Injected: yes"), ("header.b", "ab/c+=")],
+            &[
+                ("header.d", "bad\r\nX-Injected: yes"),
+                ("header.b", "ab/c+="),
+            ],
         );
         let text = h.finish();
         assert_eq!(
@@ -277,7 +288,10 @@ Subject: hi\r\n\
 Authentication-Results: mail.acme.com; in the body\r\n"
         );
         let (same, removed) = remove_claims(b"Subject: x\r\n\r\nbody", "mail.acme.com");
-        assert_eq!((same.as_slice(), removed), (&b"Subject: x\r\n\r\nbody"[..], 0));
+        assert_eq!(
+            (same.as_slice(), removed),
+            (&b"Subject: x\r\n\r\nbody"[..], 0)
+        );
         // Unclosed comments and fields without a colon do not upset it.
         let (_, removed) = remove_claims(b"Authentication-Results: (((\r\nno colon\r\n", "x");
         assert_eq!(removed, 0);
