@@ -49,8 +49,12 @@ pub(crate) const MAX_ARC_SETS: usize = 10;
 /// then it is a `temperror`.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A DNS question's timeout (one attempt).
-const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+/// A DNS question's timeout (one attempt), as the other inbound checks'.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest the whole verification of one message may take; then every
+/// method is a `temperror`.
+const TOTAL_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// Bodies larger than this are hashed on a blocking thread.
 const INLINE_BODY: usize = 64 * 1024;
@@ -166,9 +170,12 @@ impl SenderAuth {
         let stats = self.stats.clone();
         let id = authserv_id.to_owned();
         let ip = sender.ip;
-        let task = tokio::spawn(async move { check(&auth, &stats, &id, &sender, &message).await });
+        let task = tokio::spawn(async move {
+            tokio::time::timeout(TOTAL_TIMEOUT, check(&auth, &stats, &id, &sender, &message)).await
+        });
         match task.await {
-            Ok(verdict) => verdict,
+            Ok(Ok(verdict)) => verdict,
+            Ok(Err(_)) => unverified("DNS did not answer in time"),
             Err(e) => {
                 tracing::error!(
                     "SMTP Server: sender authentication of a message from {ip} failed: {e}"
