@@ -268,9 +268,9 @@ impl SessionHandler for Handler {
             message.splice(0..0, line.into_bytes());
         }
         let mut dmarc_held = None;
-        if let Some(checked) = authenticated {
-            // Only this server writes its authserv-id (RFC 8601 §5): the
-            // client's claims go, the results go on top.
+        if inst.snapshot().config.inbound.verify_sender_authentication {
+            // Only this server writes its authserv-id (RFC 8601 §5): a
+            // claim of it in a message from anyone goes.
             let hostname = &inst.snapshot().server.hostname;
             let (cleaned, removed) = crate::senderauth::remove_claims(&message, hostname);
             if removed > 0 {
@@ -281,6 +281,9 @@ impl SessionHandler for Handler {
                 inst.sender_auth.removed(removed);
                 message = cleaned;
             }
+        }
+        if let Some(checked) = authenticated {
+            // The results go on top.
             message.splice(0..0, checked.header.into_bytes());
             dmarc_held = checked.held;
         }
