@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{ValueError, shown};
 use crate::dkim::DkimSigning;
+use crate::error::{ValueError, shown};
 use crate::keywords::{
     AddressLookup, DmarcPolicy, DnsblAction, HostNameResolution, RelayEnforcement, SmtpReachable,
     SmtpWithinLocalDomain,

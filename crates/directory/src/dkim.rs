@@ -275,7 +275,9 @@ fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
         }
         let (bytes, after) = rest.split_at(n);
         rest = after;
-        bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
     if rest.len() < len {
         return None;
@@ -324,7 +326,10 @@ mod tests {
 
     #[test]
     fn der_lengths_are_bounded_by_the_input() {
-        assert_eq!(expect(&[0x30, 0x02, 1, 2, 3], 0x30), Some((&[1, 2][..], &[3][..])));
+        assert_eq!(
+            expect(&[0x30, 0x02, 1, 2, 3], 0x30),
+            Some((&[1, 2][..], &[3][..]))
+        );
         assert_eq!(expect(&[0x30, 0x03, 1, 2], 0x30), None);
         assert_eq!(expect(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff], 0x30), None);
         assert_eq!(expect(&[0x30, 0x80], 0x30), None);

@@ -10,8 +10,8 @@
 //! of a folder (`person[3]` is `Directory::persons[3]`).
 
 mod config;
-mod dkim;
 mod directory;
+mod dkim;
 mod docs;
 mod error;
 mod keywords;
@@ -40,8 +40,8 @@ pub use docs::{
 };
 pub use error::{DirectoryError, DirectoryErrors, ValueError};
 pub use keywords::{
-    AddressLookup, ConnectionType, DmarcPolicy, DnsblAction, HostNameResolution, InternetAuth, LocalPartFrom,
-    RelayEnforcement, SmtpAuth, SmtpReachable, SmtpWithinLocalDomain,
+    AddressLookup, ConnectionType, DmarcPolicy, DnsblAction, HostNameResolution, InternetAuth,
+    LocalPartFrom, RelayEnforcement, SmtpAuth, SmtpReachable, SmtpWithinLocalDomain,
 };
 pub use names::NotesName;
 pub use patterns::{Cidr, DomainPattern, HostPattern, ListEntry};

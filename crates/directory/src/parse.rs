@@ -1039,7 +1039,13 @@ fn inbound_doc(r: &mut Report, t: &Table<'_, '_>) -> InboundDoc {
 fn outbound_doc(r: &mut Report, t: &Table<'_, '_>, base_dir: &Path) -> OutboundDoc {
     t.known(
         r,
-        &["deny_to", "allow_to", "allow_from", "deny_from", "dkim_sign"],
+        &[
+            "deny_to",
+            "allow_to",
+            "allow_from",
+            "deny_from",
+            "dkim_sign",
+        ],
     );
     OutboundDoc {
         deny_to: t.list(r, "deny_to", parsed),

@@ -160,12 +160,18 @@ fn bad_values_are_file_line_field_reason() {
     write_key(dir, "junk.pem", "this is not a key\n", 0o600);
     write_key(dir, "small.pem", &pem(&rsa_shape(512)), 0o600);
     // An EC key (id-ecPublicKey): PKCS#8, but not a DKIM algorithm.
-    let ec = pkcs8(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01], &[], &der(0x04, &random(32)));
+    let ec = pkcs8(
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01],
+        &[],
+        &der(0x04, &random(32)),
+    );
     write_key(dir, "ec.pem", &pem(&ec), 0o600);
     write_key(dir, "cut.pem", &pem(&ed25519()[..20]), 0o600);
     std::fs::create_dir_all(dir.join("folder.pem")).unwrap();
-    let outbound = |entries: &str| format!("[configuration.outbound]\ndkim_sign = [\n{entries}\n]\n");
-    let entry = |key: &str| format!("{{ domain = \"acme.com\", selector = \"s1\", key = \"{key}\" }}");
+    let outbound =
+        |entries: &str| format!("[configuration.outbound]\ndkim_sign = [\n{entries}\n]\n");
+    let entry =
+        |key: &str| format!("{{ domain = \"acme.com\", selector = \"s1\", key = \"{key}\" }}");
     let key_field = "configuration[0].outbound.dkim_sign[0].key";
     let cases: Vec<(String, usize, &str, &str)> = vec![
         (
@@ -180,14 +186,49 @@ fn bad_values_are_file_line_field_reason() {
             "configuration[0].inbound.verify_sender_authentication",
             "expected true or false",
         ),
-        (outbound(&entry("missing.pem")), 12, key_field, "cannot read the key \"missing.pem\""),
+        (
+            outbound(&entry("missing.pem")),
+            12,
+            key_field,
+            "cannot read the key \"missing.pem\"",
+        ),
         (outbound(&entry("open.pem")), 12, key_field, "mode 0644"),
-        (outbound(&entry("group.pem")), 12, key_field, "readable by its owner only"),
-        (outbound(&entry("junk.pem")), 12, key_field, "not a PKCS#8 private key"),
-        (outbound(&entry("small.pem")), 12, key_field, "at least 1024"),
-        (outbound(&entry("ec.pem")), 12, key_field, "(RSA or Ed25519)"),
-        (outbound(&entry("cut.pem")), 12, key_field, "malformed PKCS#8"),
-        (outbound(&entry("folder.pem")), 12, key_field, "is not a file"),
+        (
+            outbound(&entry("group.pem")),
+            12,
+            key_field,
+            "readable by its owner only",
+        ),
+        (
+            outbound(&entry("junk.pem")),
+            12,
+            key_field,
+            "not a PKCS#8 private key",
+        ),
+        (
+            outbound(&entry("small.pem")),
+            12,
+            key_field,
+            "at least 1024",
+        ),
+        (
+            outbound(&entry("ec.pem")),
+            12,
+            key_field,
+            "(RSA or Ed25519)",
+        ),
+        (
+            outbound(&entry("cut.pem")),
+            12,
+            key_field,
+            "malformed PKCS#8",
+        ),
+        (
+            outbound(&entry("folder.pem")),
+            12,
+            key_field,
+            "is not a file",
+        ),
         (
             outbound("{ domain = \"acme.com\", selector = \"a b\", key = \"good.pem\" }"),
             12,
@@ -207,7 +248,9 @@ fn bad_values_are_file_line_field_reason() {
             "missing field",
         ),
         (
-            outbound("{ domain = \"acme.com\", selector = \"s\", key = \"good.pem\", algo = \"rsa\" }"),
+            outbound(
+                "{ domain = \"acme.com\", selector = \"s\", key = \"good.pem\", algo = \"rsa\" }",
+            ),
             12,
             "configuration[0].outbound.dkim_sign[0].algo",
             "unknown field (expected one of: domain, selector, key)",
@@ -236,8 +279,10 @@ fn bad_values_are_file_line_field_reason() {
         assert!(e.reason.contains(reason), "{extra}\n{e}");
         assert_eq!(e.file, dir.join("acme.toml"));
         assert!(
-            e.to_string()
-                .starts_with(&format!("{}:{line}: {field}: ", dir.join("acme.toml").display())),
+            e.to_string().starts_with(&format!(
+                "{}:{line}: {field}: ",
+                dir.join("acme.toml").display()
+            )),
             "{e}"
         );
     }

@@ -287,8 +287,7 @@ fn run(cli: Cli) -> Result<(), UserError> {
                 },
         } => {
             use chrono::Datelike as _;
-            let selector =
-                selector.unwrap_or_else(|| format!("mh{}", chrono::Local::now().year()));
+            let selector = selector.unwrap_or_else(|| format!("mh{}", chrono::Local::now().year()));
             let out = out.unwrap_or_else(|| {
                 Path::new("dkim").join(format!(
                     "{}.{}.pem",

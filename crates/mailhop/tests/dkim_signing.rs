@@ -86,13 +86,24 @@ fn mail_leaving_by_smtp_is_signed_once_and_verifies_with_mail_auth_and_dkimpy() 
     let r = c.mail("jane@acme.nl", &["friend@example.org"], body);
     assert!(r.starts_with("250"), "{r}");
     // A subdomain is covered by its domain's key.
-    c.send_ok("ops@eu.acme.com", &["friend@example.org"], "from eu.acme.com");
+    c.send_ok(
+        "ops@eu.acme.com",
+        &["friend@example.org"],
+        "from eu.acme.com",
+    );
     // A domain with no key: sent as it is.
-    c.send_ok("someone@partner.example", &["friend@example.org"], "not ours");
+    c.send_ok(
+        "someone@partner.example",
+        &["friend@example.org"],
+        "not ours",
+    );
     c.cmd("QUIT");
 
     wait_for(|| sink.messages().len() == 4, "four relayed messages");
-    wait_for(|| server.stat("Mail.TotalPending") == 0, "an empty mail box");
+    wait_for(
+        || server.stat("Mail.TotalPending") == 0,
+        "an empty mail box",
+    );
     let sunk = sink.messages();
     assert_eq!(sunk.len(), 4, "one copy each");
     let by_subject = |s: &str| {
@@ -111,8 +122,16 @@ fn mail_leaving_by_smtp_is_signed_once_and_verifies_with_mail_auth_and_dkimpy() 
     ] {
         let data = by_subject(subject);
         assert!(data.starts_with("DKIM-Signature: v=1; a="), "{data}");
-        assert_eq!(data.matches("DKIM-Signature:").count(), 1, "signed once: {data}");
-        let algorithm = if key.algorithm == "rsa" { "rsa-sha256" } else { "ed25519-sha256" };
+        assert_eq!(
+            data.matches("DKIM-Signature:").count(),
+            1,
+            "signed once: {data}"
+        );
+        let algorithm = if key.algorithm == "rsa" {
+            "rsa-sha256"
+        } else {
+            "ed25519-sha256"
+        };
         assert!(
             data.starts_with(&format!(
                 "DKIM-Signature: v=1; a={algorithm}; s={}; d={domain}; c=relaxed/relaxed;",
@@ -134,7 +153,11 @@ fn mail_leaving_by_smtp_is_signed_once_and_verifies_with_mail_auth_and_dkimpy() 
         });
         assert_eq!(
             results,
-            [(mail_auth::DkimResult::Pass, domain.to_owned(), key.selector.clone())],
+            [(
+                mail_auth::DkimResult::Pass,
+                domain.to_owned(),
+                key.selector.clone()
+            )],
             "{subject}"
         );
         // dkimpy, reading the record mailhop dkim keygen printed.
@@ -145,7 +168,9 @@ fn mail_leaving_by_smtp_is_signed_once_and_verifies_with_mail_auth_and_dkimpy() 
             "{subject}"
         );
         // The same verifier fails a copy altered on the way.
-        let altered = data.replacen("Hello", "Goodbye", 1).replacen("Trailing", "Leading", 1);
+        let altered = data
+            .replacen("Hello", "Goodbye", 1)
+            .replacen("Trailing", "Leading", 1);
         assert!(dkimpy(keys.path(), key, &altered).starts_with("failed"));
     }
     let plain = by_subject("not ours");
@@ -153,7 +178,10 @@ fn mail_leaving_by_smtp_is_signed_once_and_verifies_with_mail_auth_and_dkimpy() 
     let local = server.wait_mail("mail/admin", 1);
     assert_eq!(local.len(), 1);
     let text = server.mailfile_show("mail/admin", local[0]["id"].as_u64().unwrap());
-    assert!(!text.contains("DKIM-Signature"), "local mail is not signed: {text}");
+    assert!(
+        !text.contains("DKIM-Signature"),
+        "local mail is not signed: {text}"
+    );
 }
 
 #[test]
@@ -183,11 +211,21 @@ fn keygen_writes_an_owner_only_key_prints_a_record_that_parses_and_never_overwri
             rsa.path.display()
         )
     );
-    assert_eq!(quoted_strings(&rsa.txt_record[rsa.txt_record.find('"').unwrap()..]), rsa.txt_strings);
+    assert_eq!(
+        quoted_strings(&rsa.txt_record[rsa.txt_record.find('"').unwrap()..]),
+        rsa.txt_strings
+    );
 
     // A second run to the same file refuses, and leaves the key as it was.
     let again = Command::new(BIN)
-        .args(["dkim", "keygen", "acme.com", "--selector", "mh2026", "--out"])
+        .args([
+            "dkim",
+            "keygen",
+            "acme.com",
+            "--selector",
+            "mh2026",
+            "--out",
+        ])
         .arg(&rsa.path)
         .output()
         .unwrap();
@@ -283,7 +321,10 @@ fn not_a_real_rsa_key() -> String {
     for _ in 0..7 {
         rsa.extend(der(0x02, &[3]));
     }
-    let mut algorithm = der(0x06, &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]);
+    let mut algorithm = der(
+        0x06,
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+    );
     algorithm.extend([0x05, 0x00]);
     let mut info = der(0x02, &[0]);
     info.extend(der(0x30, &algorithm));

@@ -142,7 +142,11 @@ fn report_writes_spf_dkim_dmarc_and_arc_results_and_stores_every_message() {
     // SPF pass; claims of our authserv-id go, another server's stay.
     let forged = "Authentication-Results: mail.acme.com; spf=pass; dkim=pass; dmarc=pass\r\n\
                   Authentication-Results: mx.elsewhere.test; spf=fail\r\n";
-    let r = send(&mut good, "a@sender.test", &message("a@sender.test", "spf pass", forged, "hi"));
+    let r = send(
+        &mut good,
+        "a@sender.test",
+        &message("a@sender.test", "spf pass", forged, "hi"),
+    );
     assert!(r.starts_with("250"), "{r}");
     for (domain, subject) in [("soft.test", "spf softfail"), ("nospf.test", "spf none")] {
         let from = format!("a@{domain}");
@@ -151,13 +155,20 @@ fn report_writes_spf_dkim_dmarc_and_arc_results_and_stores_every_message() {
     }
     // Signed by sender.test, sent with another domain's bounce address:
     // DMARC passes by DKIM alone.
-    let signed = k.rsa.sign(&message("a@sender.test", "dkim rsa", "", "signed body"));
+    let signed = k
+        .rsa
+        .sign(&message("a@sender.test", "dkim rsa", "", "signed body"));
     assert!(send(&mut good, "bounce@nospf.test", &signed).starts_with("250"));
-    let signed = k.ed.sign(&message("a@sender.test", "dkim ed25519", "", "signed body"));
+    let signed =
+        k.ed.sign(&message("a@sender.test", "dkim ed25519", "", "signed body"));
     assert!(send(&mut good, "bounce@nospf.test", &signed).starts_with("250"));
     // The body altered after signing: DKIM fails, and so does DMARC.
-    let signed = k.rsa.sign(&message("a@sender.test", "dkim altered", "", "signed body"));
-    let altered = String::from_utf8(signed).unwrap().replace("signed body", "another body");
+    let signed = k
+        .rsa
+        .sign(&message("a@sender.test", "dkim altered", "", "signed body"));
+    let altered = String::from_utf8(signed)
+        .unwrap()
+        .replace("signed body", "another body");
     assert!(send(&mut good, "bounce@nospf.test", altered.as_bytes()).starts_with("250"));
     // Twelve signatures: ten are verified, the rest reported as one.
     let plain = message("a@sender.test", "many signatures", "", "signed body");
@@ -169,14 +180,20 @@ fn report_writes_spf_dkim_dmarc_and_arc_results_and_stores_every_message() {
     many.extend_from_slice(&plain);
     assert!(send(&mut good, "bounce@nospf.test", &many).starts_with("250"));
     // Forwarded: DKIM-signed by sender.test, then ARC-sealed by fwd.test.
-    let signed = k.rsa.sign(&message("a@sender.test", "arc sealed", "", "signed body"));
+    let signed = k
+        .rsa
+        .sign(&message("a@sender.test", "arc sealed", "", "signed body"));
     let sealed = arc_seal(w.dns.addr, &k.arc, &signed);
     assert!(send(&mut good, "bounce@nospf.test", &sealed).starts_with("250"));
     good.cmd("QUIT");
     // SPF fail: the wrong address for both the sender and the HELO name;
     // DMARC fails with p=reject, and `report` stores it all the same.
     let mut bad = client(BAD, &server);
-    let r = send(&mut bad, "a@sender.test", &message("a@sender.test", "spf fail", "", "hi"));
+    let r = send(
+        &mut bad,
+        "a@sender.test",
+        &message("a@sender.test", "spf fail", "", "hi"),
+    );
     assert!(r.starts_with("250"), "{r}");
     bad.cmd("QUIT");
 
@@ -191,32 +208,67 @@ fn report_writes_spf_dkim_dmarc_and_arc_results_and_stores_every_message() {
          \tarc=none;\r\n\
          \tdmarc=pass header.from=sender.test policy.dmarc=reject\r\n"
     );
-    assert_eq!(text.matches("Authentication-Results: mail.acme.com").count(), 1, "{text}");
-    assert!(text.contains("Authentication-Results: mx.elsewhere.test; spf=fail\r\n"), "{text}");
+    assert_eq!(
+        text.matches("Authentication-Results: mail.acme.com")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("Authentication-Results: mx.elsewhere.test; spf=fail\r\n"),
+        "{text}"
+    );
 
     let softfail = results(&mail["spf softfail"]);
     assert!(softfail.contains("\tspf=softfail (domain of soft.test reports soft fail for 127.0.0.9) smtp.mailfrom=a@soft.test;"), "{softfail}");
-    assert!(softfail.contains("\tdmarc=none header.from=soft.test"), "{softfail}");
+    assert!(
+        softfail.contains("\tdmarc=none header.from=soft.test"),
+        "{softfail}"
+    );
     let none = results(&mail["spf none"]);
-    assert!(none.contains("\tspf=none (no SPF record for nospf.test) smtp.mailfrom=a@nospf.test;"), "{none}");
-    assert!(none.contains("\tdmarc=none header.from=nospf.test"), "{none}");
+    assert!(
+        none.contains("\tspf=none (no SPF record for nospf.test) smtp.mailfrom=a@nospf.test;"),
+        "{none}"
+    );
+    assert!(
+        none.contains("\tdmarc=none header.from=nospf.test"),
+        "{none}"
+    );
     let fail = results(&mail["spf fail"]);
     assert!(fail.contains("\tspf=fail (domain of sender.test does not designate 127.0.0.10 as permitted sender) smtp.mailfrom=a@sender.test;"), "{fail}");
     assert!(fail.contains("\tspf=fail (domain of mx.sender.test does not designate 127.0.0.10 as permitted sender) smtp.helo=mx.sender.test;"), "{fail}");
     assert!(fail.contains("\tdmarc=fail (neither SPF nor DKIM passes for the From: domain) header.from=sender.test policy.dmarc=reject"), "{fail}");
 
     let rsa = results(&mail["dkim rsa"]);
-    assert!(rsa.contains("\tdkim=pass header.d=sender.test header.s=rsa header.a=rsa-sha256 header.b="), "{rsa}");
-    assert!(rsa.contains("\tdmarc=pass header.from=sender.test"), "{rsa}");
+    assert!(
+        rsa.contains("\tdkim=pass header.d=sender.test header.s=rsa header.a=rsa-sha256 header.b="),
+        "{rsa}"
+    );
+    assert!(
+        rsa.contains("\tdmarc=pass header.from=sender.test"),
+        "{rsa}"
+    );
     let ed = results(&mail["dkim ed25519"]);
-    assert!(ed.contains("\tdkim=pass header.d=sender.test header.s=ed header.a=ed25519-sha256 header.b="), "{ed}");
+    assert!(
+        ed.contains(
+            "\tdkim=pass header.d=sender.test header.s=ed header.a=ed25519-sha256 header.b="
+        ),
+        "{ed}"
+    );
     assert!(ed.contains("\tdmarc=pass header.from=sender.test"), "{ed}");
     let altered = results(&mail["dkim altered"]);
-    assert!(altered.contains("\tdkim=fail (body hash did not verify) header.d=sender.test header.s=rsa"), "{altered}");
+    assert!(
+        altered
+            .contains("\tdkim=fail (body hash did not verify) header.d=sender.test header.s=rsa"),
+        "{altered}"
+    );
     assert!(altered.contains("\tdmarc=fail "), "{altered}");
     let many = results(&mail["many signatures"]);
     assert_eq!(many.matches("\tdkim=pass ").count(), 10, "{many}");
-    assert!(many.contains("\tdkim=policy (2 more signatures not verified: at most 10 are);"), "{many}");
+    assert!(
+        many.contains("\tdkim=policy (2 more signatures not verified: at most 10 are);"),
+        "{many}"
+    );
     let arc = results(&mail["arc sealed"]);
     assert!(arc.contains("\tarc=pass (i=1);"), "{arc}");
     assert!(arc.contains("\tdkim=pass header.d=sender.test"), "{arc}");
@@ -275,27 +327,47 @@ fn enforce_refuses_p_reject_and_holds_p_quarantine_until_released() {
     let server = server(w.dns.addr, "enforce", "");
     // DMARC fails by SPF (the wrong address) for a p=reject domain.
     let mut bad = client(BAD, &server);
-    let r = send(&mut bad, "a@sender.test", &message("a@sender.test", "spoofed", "", "hi"));
+    let r = send(
+        &mut bad,
+        "a@sender.test",
+        &message("a@sender.test", "spoofed", "", "hi"),
+    );
     assert_eq!(status(&r), "550 5.7.1", "{r}");
     assert!(r.contains("DMARC") && r.contains("sender.test"), "{r}");
     bad.cmd("QUIT");
     let mut good = client(GOOD, &server);
     // DMARC fails by DKIM (the body altered), SPF of another domain.
-    let signed = w.keys.rsa.sign(&message("a@sender.test", "altered", "", "body"));
-    let altered = String::from_utf8(signed).unwrap().replace("\r\n\r\nbody", "\r\n\r\nBODY");
+    let signed = w
+        .keys
+        .rsa
+        .sign(&message("a@sender.test", "altered", "", "body"));
+    let altered = String::from_utf8(signed)
+        .unwrap()
+        .replace("\r\n\r\nbody", "\r\n\r\nBODY");
     let r = send(&mut good, "bounce@nospf.test", altered.as_bytes());
     assert_eq!(status(&r), "550 5.7.1", "{r}");
     // p=quarantine: held, with DMARC and the domain as the reason.
-    let r = send(&mut good, "a@quar.test", &message("a@quar.test", "quarantined", "", "hi"));
+    let r = send(
+        &mut good,
+        "a@quar.test",
+        &message("a@quar.test", "quarantined", "", "hi"),
+    );
     assert!(r.starts_with("250"), "{r}");
     // DMARC passes: delivered.
-    let r = send(&mut good, "a@sender.test", &message("a@sender.test", "genuine", "", "hi"));
+    let r = send(
+        &mut good,
+        "a@sender.test",
+        &message("a@sender.test", "genuine", "", "hi"),
+    );
     assert!(r.starts_with("250"), "{r}");
     good.cmd("QUIT");
 
     wait_for(|| server.stat("Mail.Hold") == 1, "one held message");
     let held = server.console("show mailbox held");
-    assert!(held.contains("Held: DMARC policy quarantine for quar.test"), "{held}");
+    assert!(
+        held.contains("Held: DMARC policy quarantine for quar.test"),
+        "{held}"
+    );
     let mail = stored(&server, 1);
     assert!(mail.contains_key("genuine"), "{mail:?}");
     assert_eq!(server.stat("SMTP.Messages.Refused.DMARC"), 2);
@@ -306,9 +378,15 @@ fn enforce_refuses_p_reject_and_holds_p_quarantine_until_released() {
     let mail = stored(&server, 2);
     let released = results(&mail["quarantined"]);
     assert!(released.contains("\tdmarc=fail "), "{released}");
-    assert!(released.contains("header.from=quar.test policy.dmarc=quarantine"), "{released}");
+    assert!(
+        released.contains("header.from=quar.test policy.dmarc=quarantine"),
+        "{released}"
+    );
     wait_for(|| server.stat("Mail.Hold") == 0, "nothing held");
-    wait_for(|| server.stat("Mail.TotalPending") == 0, "an empty mail box");
+    wait_for(
+        || server.stat("Mail.TotalPending") == 0,
+        "an empty mail box",
+    );
     assert_eq!(server.mailfile("mail/jdoe").len(), 2, "one copy each");
 }
 
@@ -320,12 +398,19 @@ fn dns_that_does_not_answer_is_a_temperror_never_a_refusal() {
     drop(silent);
     let server = server(addr, "enforce", "");
     let mut c = client(BAD, &server);
-    let r = send(&mut c, "a@sender.test", &message("a@sender.test", "no dns", "", "hi"));
+    let r = send(
+        &mut c,
+        "a@sender.test",
+        &message("a@sender.test", "no dns", "", "hi"),
+    );
     assert!(r.starts_with("250"), "{r}");
     c.cmd("QUIT");
     let mail = stored(&server, 1);
     let header = results(&mail["no dns"]);
-    assert!(header.contains("\tspf=temperror (DNS did not answer) smtp.mailfrom=a@sender.test;"), "{header}");
+    assert!(
+        header.contains("\tspf=temperror (DNS did not answer) smtp.mailfrom=a@sender.test;"),
+        "{header}"
+    );
     assert!(header.contains("\tdmarc=temperror"), "{header}");
     assert_eq!(server.stat("SMTP.Messages.Refused.DMARC"), 0);
 }
@@ -354,7 +439,8 @@ impl Listening {
 
 fn auth_plain(c: &mut RawSmtp) {
     use base64::Engine as _;
-    let token = base64::engine::general_purpose::STANDARD.encode("\0jane.doe@acme.com\0jane-secret");
+    let token =
+        base64::engine::general_purpose::STANDARD.encode("\0jane.doe@acme.com\0jane-secret");
     let r = c.cmd(&format!("AUTH PLAIN {token}"));
     assert!(r.starts_with("235"), "AUTH: {r}");
 }
@@ -366,11 +452,19 @@ fn internal_authenticated_and_off_mean_nothing_asked_and_no_results_added() {
     // On, for an internal host and for a client that logged in.
     let server = server(dns.addr(), "enforce", "internal_hosts = [\"127.0.0.1\"]");
     let mut inside = client(Ipv4Addr::LOCALHOST, &server);
-    let r = send(&mut inside, "a@sender.test", &message("a@sender.test", "internal", forged, "hi"));
+    let r = send(
+        &mut inside,
+        "a@sender.test",
+        &message("a@sender.test", "internal", forged, "hi"),
+    );
     assert!(r.starts_with("250"), "{r}");
     let mut user = client(GOOD, &server);
     auth_plain(&mut user);
-    let r = send(&mut user, "a@sender.test", &message("a@sender.test", "logged in", forged, "hi"));
+    let r = send(
+        &mut user,
+        "a@sender.test",
+        &message("a@sender.test", "logged in", forged, "hi"),
+    );
     assert!(r.starts_with("250"), "{r}");
     assert!(dns.asked_nothing());
     let mail = stored(&server, 2);
@@ -387,11 +481,18 @@ fn internal_authenticated_and_off_mean_nothing_asked_and_no_results_added() {
     let config = format!("dns_servers = [\"{}\"]", dns.addr());
     let server = TestServer::start(Setup::config(&config));
     let mut stranger = client(BAD, &server);
-    let r = send(&mut stranger, "a@sender.test", &message("a@sender.test", "off", forged, "hi"));
+    let r = send(
+        &mut stranger,
+        "a@sender.test",
+        &message("a@sender.test", "off", forged, "hi"),
+    );
     assert!(r.starts_with("250"), "{r}");
     assert!(dns.asked_nothing());
     let mail = stored(&server, 1);
     assert!(mail["off"].starts_with("Received: "), "{}", mail["off"]);
     assert!(mail["off"].contains(forged), "{}", mail["off"]);
-    assert_eq!(server.stat("SMTP.SPF.Pass") + server.stat("SMTP.SPF.Fail"), 0);
+    assert_eq!(
+        server.stat("SMTP.SPF.Pass") + server.stat("SMTP.SPF.Fail"),
+        0
+    );
 }

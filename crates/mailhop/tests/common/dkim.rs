@@ -38,7 +38,15 @@ pub struct TestKey {
 pub fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> TestKey {
     let path = dir.join(format!("{domain}.{selector}.pem"));
     let out = Command::new(BIN)
-        .args(["dkim", "keygen", domain, "--selector", selector, "--algorithm", algorithm])
+        .args([
+            "dkim",
+            "keygen",
+            domain,
+            "--selector",
+            selector,
+            "--algorithm",
+            algorithm,
+        ])
         .arg("--out")
         .arg(&path)
         .output()
@@ -100,10 +108,12 @@ impl TestKey {
         let pem = std::fs::read(&self.path).unwrap();
         let der = PrivatePkcs8KeyDer::from_pem_slice(&pem).unwrap();
         match self.algorithm.as_str() {
-            "rsa" => DkimKey::from(
-                RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(der)).unwrap(),
+            "rsa" => {
+                DkimKey::from(RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(der)).unwrap())
+            }
+            _ => DkimKey::from(
+                Ed25519Key::from_pkcs8_maybe_unchecked_der(der.secret_pkcs8_der()).unwrap(),
             ),
-            _ => DkimKey::from(Ed25519Key::from_pkcs8_maybe_unchecked_der(der.secret_pkcs8_der()).unwrap()),
         }
     }
 
