@@ -207,7 +207,11 @@ async fn check(
             authserv_id,
             &sender.mail_from,
         )),
-        || SpfOutput::new(String::new()).with_result(SpfResult::TempError),
+        // The identity's domain stays, so DMARC sees a temperror it aligns with.
+        || {
+            let domain = sender.mail_from.rsplit_once('@').map_or(helo, |(_, d)| d);
+            SpfOutput::new(domain.to_owned()).with_result(SpfResult::TempError)
+        },
     )
     .await;
     let spf_helo = step(
