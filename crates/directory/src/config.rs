@@ -10,9 +10,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dkim::DkimSigning;
 use crate::error::{ValueError, shown};
 use crate::keywords::{
-    AddressLookup, DnsblAction, HostNameResolution, RelayEnforcement, SmtpReachable,
+    AddressLookup, DmarcPolicy, DnsblAction, HostNameResolution, RelayEnforcement, SmtpReachable,
     SmtpWithinLocalDomain,
 };
 use crate::names::NotesName;
@@ -184,6 +185,13 @@ pub struct Inbound {
     /// DNS blacklist zones asked about each unauthenticated client.
     pub dnsbl_zones: Vec<String>,
     pub dnsbl_action: DnsblAction,
+    /// SPF, DKIM, DMARC and ARC are verified on each message from a client
+    /// that did not authenticate and is not internal or exempt, and the
+    /// results written in an `Authentication-Results:` header.
+    pub verify_sender_authentication: bool,
+    /// What a DMARC failure does: `report` (the header only) or `enforce`
+    /// (`p=reject` refused, `p=quarantine` held).
+    pub dmarc_policy: DmarcPolicy,
 }
 
 impl Default for Inbound {
@@ -207,6 +215,8 @@ impl Default for Inbound {
             verify_sender_domain: false,
             dnsbl_zones: Vec::new(),
             dnsbl_action: DnsblAction::Reject,
+            verify_sender_authentication: false,
+            dmarc_policy: DmarcPolicy::Report,
         }
     }
 }
@@ -218,6 +228,9 @@ pub struct Outbound {
     pub allow_to: Vec<ListEntry>,
     pub allow_from: Vec<ListEntry>,
     pub deny_from: Vec<ListEntry>,
+    /// The domains whose mail is DKIM-signed when it leaves by SMTP for the
+    /// Internet, each with its selector and key.
+    pub dkim_sign: Vec<DkimSigning>,
 }
 
 /// The complete configuration of one server.
@@ -337,6 +350,8 @@ pub struct InboundDoc {
     pub verify_sender_domain: Option<bool>,
     pub dnsbl_zones: Option<Vec<String>>,
     pub dnsbl_action: Option<DnsblAction>,
+    pub verify_sender_authentication: Option<bool>,
+    pub dmarc_policy: Option<DmarcPolicy>,
 }
 
 /// `[configuration.outbound]` as written.
@@ -346,6 +361,7 @@ pub struct OutboundDoc {
     pub allow_to: Option<Vec<ListEntry>>,
     pub allow_from: Option<Vec<ListEntry>>,
     pub deny_from: Option<Vec<ListEntry>>,
+    pub dkim_sign: Option<Vec<DkimSigning>>,
 }
 
 /// `[[configuration]]` as written: `None` for a field not given.
@@ -465,8 +481,11 @@ impl ConfigurationDoc {
             allow_relay_to, deny_relay_to, allow_relay_from, deny_relay_from, deny_senders,
             allow_senders, deny_recipients, allow_recipients, verify_connecting_host,
             allow_connections, deny_connections, verify_sender_domain, dnsbl_zones, dnsbl_action,
+            verify_sender_authentication, dmarc_policy,
         );
-        overlay!(config.outbound, self.outbound; deny_to, allow_to, allow_from, deny_from);
+        overlay!(config.outbound, self.outbound;
+            deny_to, allow_to, allow_from, deny_from, dkim_sign,
+        );
     }
 }
 

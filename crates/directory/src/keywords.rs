@@ -90,6 +90,11 @@ keywords! {
     /// (Domino's "Log only", "Log and tag message", "Log and reject message").
     DnsblAction default Reject { Reject = "reject", Tag = "tag", Log = "log" }
 
+    /// `inbound.dmarc_policy`: what a message failing DMARC gets. `report`:
+    /// only the `Authentication-Results:` header says so; `enforce`: the
+    /// domain's `p=reject` is refused at the end of DATA, `p=quarantine` held.
+    DmarcPolicy default Report { Report = "report", Enforce = "enforce" }
+
     /// `[[connection]] type`.
     ConnectionType default Native { Native = "native", Smtp = "smtp" }
 }

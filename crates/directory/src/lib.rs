@@ -3,7 +3,7 @@
 //! whole (every problem reported as `FILE:LINE: field: reason`), with typed
 //! values (sizes, durations, schedules, patterns, relay hosts, Notes names)
 //! and O(1) name lookups. This crate does no network or store I/O; it reads
-//! the directory files and nothing else.
+//! the directory files and the DKIM private keys they name, nothing else.
 //!
 //! API note: documents carry `file: Arc<Path>` beside `line`, so an error
 //! found later can name both. Field paths count documents across all files
@@ -11,6 +11,7 @@
 
 mod config;
 mod directory;
+mod dkim;
 mod docs;
 mod error;
 mod keywords;
@@ -32,14 +33,15 @@ pub use config::{
     RuleAction, RuleCondition, RuleMatch,
 };
 pub use directory::{Directory, EntryRef};
+pub use dkim::{DkimAlgorithm, DkimKey, DkimSigning, dkim_signing_for};
 pub use docs::{
     AdjacentDomain, ConnectionDoc, DebugSettings, DomainDoc, ForeignSmtpDomain, GlobalDomain,
     Group, Listen, MailIn, NonAdjacentDomain, Person, ServerDoc, TlsFiles,
 };
 pub use error::{DirectoryError, DirectoryErrors, ValueError};
 pub use keywords::{
-    AddressLookup, ConnectionType, DnsblAction, HostNameResolution, InternetAuth, LocalPartFrom,
-    RelayEnforcement, SmtpAuth, SmtpReachable, SmtpWithinLocalDomain,
+    AddressLookup, ConnectionType, DmarcPolicy, DnsblAction, HostNameResolution, InternetAuth,
+    LocalPartFrom, RelayEnforcement, SmtpAuth, SmtpReachable, SmtpWithinLocalDomain,
 };
 pub use names::NotesName;
 pub use patterns::{Cidr, DomainPattern, HostPattern, ListEntry};

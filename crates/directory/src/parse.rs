@@ -1,7 +1,8 @@
 //! Turns directory files into documents: every document type of SPEC §2 read
 //! field by field with `reader`, then the checks that span documents
 //! (references to servers, duplicates, per-server configuration). Owns
-//! validation; it reads no file itself and builds no lookup index.
+//! validation; it reads no file itself (`dkim` reads the DKIM keys) and
+//! builds no lookup index.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -739,7 +740,7 @@ impl FileReader<'_> {
             doc.inbound = inbound_doc(r, &inbound);
         }
         if let Some(outbound) = t.table(r, "outbound") {
-            doc.outbound = outbound_doc(r, &outbound);
+            doc.outbound = outbound_doc(r, &outbound, self.base_dir);
         }
         if t.has("rule") {
             let mut rules = t.tables(r, "rule", 0);
@@ -1039,6 +1040,8 @@ fn inbound_doc(r: &mut Report, t: &Table<'_, '_>) -> InboundDoc {
             "verify_sender_domain",
             "dnsbl_zones",
             "dnsbl_action",
+            "verify_sender_authentication",
+            "dmarc_policy",
         ],
     );
     InboundDoc {
@@ -1060,16 +1063,29 @@ fn inbound_doc(r: &mut Report, t: &Table<'_, '_>) -> InboundDoc {
         verify_sender_domain: t.opt(r, "verify_sender_domain", boolean),
         dnsbl_zones: t.list(r, "dnsbl_zones", checked(domain_name)),
         dnsbl_action: t.opt(r, "dnsbl_action", parsed),
+        verify_sender_authentication: t.opt(r, "verify_sender_authentication", boolean),
+        dmarc_policy: t.opt(r, "dmarc_policy", parsed),
     }
 }
 
-fn outbound_doc(r: &mut Report, t: &Table<'_, '_>) -> OutboundDoc {
-    t.known(r, &["deny_to", "allow_to", "allow_from", "deny_from"]);
+/// `[configuration.outbound]`; `dkim_sign`'s key files are relative to `base_dir`.
+fn outbound_doc(r: &mut Report, t: &Table<'_, '_>, base_dir: &Path) -> OutboundDoc {
+    t.known(
+        r,
+        &[
+            "deny_to",
+            "allow_to",
+            "allow_from",
+            "deny_from",
+            "dkim_sign",
+        ],
+    );
     OutboundDoc {
         deny_to: t.list(r, "deny_to", parsed),
         allow_to: t.list(r, "allow_to", parsed),
         allow_from: t.list(r, "allow_from", parsed),
         deny_from: t.list(r, "deny_from", parsed),
+        dkim_sign: crate::dkim::read_dkim_sign(r, t, base_dir),
     }
 }
 

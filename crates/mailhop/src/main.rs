@@ -90,6 +90,11 @@ enum Cmd {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// DKIM keys for signing outbound mail.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimCmd,
+    },
     /// Look into a mail file (works while the server runs).
     Mailfile {
         /// The directory file naming the server and its data folder
@@ -121,6 +126,32 @@ struct LogArgs {
     /// Log lines as readable text or as JSON objects, one per line.
     #[arg(long, value_enum, default_value_t = logging::LogFormat::Text)]
     log_format: logging::LogFormat,
+}
+
+#[derive(Subcommand)]
+enum DkimCmd {
+    /// Make a private key for DOMAIN (PKCS#8 PEM, mode 0600, never
+    /// overwriting a file); print the DNS TXT record to publish and the
+    /// `dkim_sign` entry for the directory.
+    Keygen {
+        domain: String,
+        /// The selector (default: mh and the year, e.g. mh2026).
+        #[arg(long)]
+        selector: Option<String>,
+        #[arg(long, value_enum, default_value_t = Algorithm::Rsa)]
+        algorithm: Algorithm,
+        /// Where the key is written (default: dkim/DOMAIN.SELECTOR.pem).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Algorithm {
+    /// RSA 2048 bits (rsa-sha256)
+    Rsa,
+    /// Ed25519 (ed25519-sha256, RFC 8463)
+    Ed25519,
 }
 
 #[derive(Subcommand)]
@@ -237,7 +268,7 @@ fn run(cli: Cli) -> Result<(), UserError> {
         }
         Cmd::Check { directory } => {
             let path = default_directory(directory);
-            match directory::load(&path) {
+            match server::check_directory(&path) {
                 Ok(dir) => {
                     // Warnings, not errors: the directory is valid.
                     for w in directory::not_applied(&dir) {
@@ -321,6 +352,41 @@ fn run(cli: Cli) -> Result<(), UserError> {
                 "{}",
                 server::send_console_command(&data, &command.join(" "))?
             );
+            Ok(())
+        }
+        Cmd::Dkim {
+            action:
+                DkimCmd::Keygen {
+                    domain,
+                    selector,
+                    algorithm,
+                    out,
+                },
+        } => {
+            use chrono::Datelike as _;
+            let selector = selector.unwrap_or_else(|| format!("mh{}", chrono::Local::now().year()));
+            let out = out.unwrap_or_else(|| {
+                Path::new("dkim").join(format!(
+                    "{}.{}.pem",
+                    domain.trim().trim_end_matches('.').to_ascii_lowercase(),
+                    selector.trim().to_ascii_lowercase()
+                ))
+            });
+            let algorithm = match algorithm {
+                Algorithm::Rsa => server::dkimkeys::KeyAlgorithm::Rsa,
+                Algorithm::Ed25519 => server::dkimkeys::KeyAlgorithm::Ed25519,
+            };
+            let made = server::dkimkeys::keygen(&domain, &selector, algorithm, &out)?;
+            println!(
+                "mailhop: wrote the private key {} (mode 0600)",
+                made.key_file.display()
+            );
+            println!("Publish this DNS record:");
+            println!("{}", made.txt_record);
+            println!(
+                "Add this to [configuration.outbound] of the directory (the key's path is relative to the directory file's folder):"
+            );
+            println!("{}", made.directory_line);
             Ok(())
         }
         Cmd::Mailfile {

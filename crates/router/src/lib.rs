@@ -6,6 +6,7 @@
 //! transaction per batch. It keeps the counters behind `show stat mail` and
 //! the routing event log. It knows nothing of SMTP sessions.
 
+pub mod dkim;
 mod events;
 mod native;
 mod outbound;

@@ -798,6 +798,9 @@ impl Router {
                     info!(target: "router", "Router: Transferring mail to domain {queue} (host {}) via SMTP",
                         match smtp { SmtpVia::Relay(r) => r.to_string(), SmtpVia::Mx(d) => format!("MX of {d}") });
                 }
+                // Signed once for this attempt: every host tried gets the same bytes.
+                let data = crate::dkim::for_transfer(&snap, &msg, &rcpts, data).await;
+                let size = data.len() as u64;
                 let batch = Batch {
                     from: msg.from.clone(),
                     recipients: rcpts.clone(),

@@ -13,6 +13,8 @@ pub struct Snapshot {
     pub server: ServerDoc,
     /// The domain's routing table, built once per directory (SPEC §3 step 9).
     pub table: Arc<routing::RoutingTable>,
+    /// The DKIM signers of `config.outbound.dkim_sign`, built once per directory.
+    pub dkim: Arc<crate::dkim::Signers>,
 }
 
 impl Snapshot {
@@ -21,11 +23,13 @@ impl Snapshot {
         let doc = dir.server(server)?.clone();
         let config = dir.config_for(server);
         let table = Arc::new(routing::RoutingTable::build(&dir));
+        let dkim = Arc::new(crate::dkim::Signers::new(&config.outbound.dkim_sign));
         Some(Snapshot {
             dir,
             config,
             server: doc,
             table,
+            dkim,
         })
     }
 

@@ -262,6 +262,12 @@ fn stats(inst: &Instance) -> anyhow::Result<Vec<(String, StatValue)>> {
             .map(|(n, v)| (n, int(v))),
     );
     out.extend(
+        inst.sender_auth
+            .stats()
+            .into_iter()
+            .map(|(n, v)| (n, int(v))),
+    );
+    out.extend(
         inst.auth
             .stats()
             .into_iter()

@@ -127,6 +127,8 @@ pub struct Instance {
     pub(crate) native_tls: Option<certify::DomainTls>,
     /// Refusals of the inbound controls and DNS blacklist hits.
     pub(crate) control_stats: crate::controls::ControlStats,
+    /// SPF, DKIM, DMARC and ARC of inbound mail: resolver and counters.
+    pub(crate) sender_auth: crate::senderauth::SenderAuth,
     /// Internet password logins: throttle, cache, counters.
     pub(crate) auth: Arc<crate::auth::Authenticator>,
     console_stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -184,6 +186,7 @@ impl Instance {
             server_id,
             native_tls,
             control_stats: crate::controls::ControlStats::default(),
+            sender_auth: crate::senderauth::SenderAuth::default(),
             auth: Arc::default(),
             console_stop: Mutex::new(None),
         });

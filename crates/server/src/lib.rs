@@ -10,12 +10,14 @@ mod auth;
 mod commands;
 mod control;
 mod controls;
+pub mod dkimkeys;
 mod dnscheck;
 pub mod ids;
 mod instance;
 mod listener;
 mod mailrules;
 mod native;
+mod senderauth;
 mod tls;
 mod upkeep;
 pub mod zeroconf;
@@ -41,7 +43,19 @@ pub struct ServeOptions {
 
 /// Load and validate the directory, or the error lines `mailhop check` prints.
 pub fn load_directory(path: &Path) -> anyhow::Result<directory::Directory> {
-    directory::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+    check_directory(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Load and validate the directory as a server uses it: the documents
+/// (`directory::load`), then each DKIM key loaded as the signer will.
+pub fn check_directory(path: &Path) -> Result<directory::Directory, directory::DirectoryErrors> {
+    let dir = directory::load(path)?;
+    let errors = router::dkim::check(&dir);
+    if errors.is_empty() {
+        Ok(dir)
+    } else {
+        Err(directory::DirectoryErrors(errors))
+    }
 }
 
 /// Make sure rustls has exactly one crypto provider (aws-lc-rs).

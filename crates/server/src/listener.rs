@@ -247,7 +247,12 @@ impl SessionHandler for Handler {
         message: Vec<u8>,
     ) -> Result<String, Reply> {
         let inst = self.inst()?;
-        let mut message = message;
+        // SPF, DKIM, DMARC and ARC, once, on the message as it came.
+        let shared = Arc::new(message);
+        let authenticated = self
+            .sender_authentication(&inst, s, &env.from, &shared)
+            .await?;
+        let mut message = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
         if let Some(listed) = self.controls.tag(s, &inst.snapshot().config) {
             // `dnsbl_action = "tag"`: the message says which blacklist lists
             // the client, above everything else.
@@ -262,6 +267,26 @@ impl SessionHandler for Handler {
                 listed.zone
             );
             message.splice(0..0, line.into_bytes());
+        }
+        let mut dmarc_held = None;
+        if inst.snapshot().config.inbound.verify_sender_authentication {
+            // Only this server writes its authserv-id (RFC 8601 §5): a
+            // claim of it in a message from anyone goes.
+            let hostname = &inst.snapshot().server.hostname;
+            let (cleaned, removed) = crate::senderauth::remove_claims(&message, hostname);
+            if removed > 0 {
+                tracing::info!(
+                    "SMTP Server: removed {removed} Authentication-Results header(s) claiming {hostname} from a message from {}",
+                    s.peer.ip()
+                );
+                inst.sender_auth.removed(removed);
+                message = cleaned;
+            }
+        }
+        if let Some(checked) = authenticated {
+            // The results go on top.
+            message.splice(0..0, checked.header.into_bytes());
+            dmarc_held = checked.held;
         }
         // The one header reader: the hop count, Message-ID and Subject are
         // read as the store, reports and IMAP read them.
@@ -319,7 +344,13 @@ impl SessionHandler for Handler {
         let mut derived = decision.copies;
         let mut held = None;
         let mut report = None;
-        match decision.disposition {
+        // DMARC's quarantine holds the message as it came, whatever a
+        // rule would have done with it (a rule's reject refused it above).
+        let disposition = match dmarc_held {
+            Some(reason) => crate::mailrules::Disposition::Hold(reason),
+            None => decision.disposition,
+        };
+        match disposition {
             crate::mailrules::Disposition::Route => {}
             crate::mailrules::Disposition::Hold(reason) => held = Some(reason),
             crate::mailrules::Disposition::Drop { rule, report: with_report } => {
@@ -422,6 +453,97 @@ impl SessionHandler for Handler {
                 Err(not_stored(&inst))
             }
         }
+    }
+}
+
+
+/// What sender authentication added to a message: the
+/// `Authentication-Results:` header, and the Held reason of a DMARC
+/// quarantine.
+struct Checked {
+    header: String,
+    held: Option<String>,
+}
+
+impl Handler {
+    /// SPF, DKIM, DMARC and ARC for a client that did not authenticate and
+    /// is not in `internal_hosts` or `relay_exempt_hosts` (the clients the
+    /// DNS blacklists skip), when `verify_sender_authentication` is on
+    /// (`None`: nothing checked, nothing asked). Under `dmarc_policy =
+    /// "enforce"`, a DMARC failure of a domain publishing `p=reject` is
+    /// the `Err` reply, `p=quarantine` a Held reason.
+    async fn sender_authentication(
+        &self,
+        inst: &Instance,
+        s: &SessionInfo,
+        from: &str,
+        message: &Arc<Vec<u8>>,
+    ) -> Result<Option<Checked>, Reply> {
+        let snap = inst.snapshot();
+        let inbound = &snap.config.inbound;
+        if !inbound.verify_sender_authentication || s.authenticated.is_some() {
+            return Ok(None);
+        }
+        let (name, authenticated) = self.controls.client(s, &snap.config).await;
+        let client = routing::inbound::Client {
+            ip: s.peer.ip(),
+            name: name.as_deref(),
+            authenticated,
+        };
+        if routing::inbound::is_trusted_host(inbound, &client) {
+            return Ok(None);
+        }
+        let sender = crate::senderauth::Sender {
+            ip: s.peer.ip(),
+            helo: s.helo.clone().unwrap_or_default(),
+            mail_from: from.to_owned(),
+        };
+        let verdict = inst
+            .sender_auth
+            .verify(
+                &snap.config.dns_servers,
+                &snap.server.hostname,
+                sender,
+                message.clone(),
+            )
+            .await;
+        let mut held = None;
+        if let Some(failure) = &verdict.dmarc_failure
+            && inbound.dmarc_policy == directory::DmarcPolicy::Enforce
+        {
+            let domain = logsafe::shown(&failure.domain).to_string();
+            match failure.policy {
+                crate::senderauth::Asked::Reject => {
+                    tracing::info!(
+                        "SMTP Server: {} refused a message from <{}>: it fails DMARC and {domain} publishes p=reject",
+                        s.peer.ip(),
+                        logsafe::shown(from)
+                    );
+                    return Err(Reply::new(
+                        550,
+                        (5, 7, 1),
+                        format!(
+                            "Message rejected: it fails DMARC and the DMARC policy of {domain} is reject"
+                        ),
+                    )
+                    .counted(smtp::Refusal::Dmarc));
+                }
+                crate::senderauth::Asked::Quarantine => {
+                    tracing::info!(
+                        "SMTP Server: a message from <{}> ({}) fails DMARC and {domain} publishes p=quarantine: held",
+                        logsafe::shown(from),
+                        s.peer.ip()
+                    );
+                    inst.sender_auth.quarantined();
+                    held = Some(format!("Held: DMARC policy quarantine for {domain}"));
+                }
+                crate::senderauth::Asked::None => {}
+            }
+        }
+        Ok(Some(Checked {
+            header: verdict.header,
+            held,
+        }))
     }
 }
 

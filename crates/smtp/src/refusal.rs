@@ -59,6 +59,9 @@ refusals! {
     RecipientDenied => "SMTP.Recipients.Refused.Denied",
     /// A server mail rule's `reject` (`550 5.7.1` at the end of DATA).
     RuleRejected => "SMTP.Messages.Refused.Rule",
+    /// DMARC failed and the From: domain publishes `p=reject`, under
+    /// `dmarc_policy = "enforce"` (`550 5.7.1` at the end of DATA).
+    Dmarc => "SMTP.Messages.Refused.DMARC",
     /// MAIL FROM without AUTH where AUTH is required (`530 5.7.0`).
     AuthRequired => "SMTP.Senders.Refused.AuthRequired",
     /// MAIL FROM or DATA while the mail store cannot take mail (`421`/`451`).

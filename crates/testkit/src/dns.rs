@@ -22,6 +22,10 @@ pub enum Rr {
     Ptr(&'static str, &'static str),
     /// `Txt("9.0.0.127.bl.test.", "listed for testing")`.
     Txt(&'static str, &'static str),
+    /// A TXT record made at run time, of one or more character-strings
+    /// (each at most 255 bytes; a DKIM key's record is cut into several),
+    /// e.g. `TxtStrings("s._domainkey.sender.test.".into(), vec![...])`.
+    TxtStrings(String, Vec<String>),
 }
 
 impl Rr {
@@ -38,6 +42,9 @@ impl Rr {
             }
             Rr::Txt(owner, text) => {
                 Record::from_rdata(name(owner), 60, RData::TXT(TXT::new(vec![text.to_owned()])))
+            }
+            Rr::TxtStrings(owner, strings) => {
+                Record::from_rdata(name(&owner), 60, RData::TXT(TXT::new(strings)))
             }
         }
     }

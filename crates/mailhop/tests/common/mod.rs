@@ -1,6 +1,7 @@
 //! A real `mailhop` process on loopback ports, for end-to-end tests.
 #![allow(dead_code)]
 
+pub mod dkim;
 pub mod domain;
 
 use std::io::{BufRead, BufReader, Read, Write};
