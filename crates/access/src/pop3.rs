@@ -16,10 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::conn::{Conn, Io, SessionError};
 use crate::lock::{LockGuard, Locks};
-use crate::{
-    AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener,
-    sasl,
-};
+use crate::{AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener, sasl};
 
 /// POP3 works on this folder only.
 const INBOX: &str = "Inbox";

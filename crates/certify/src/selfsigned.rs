@@ -24,9 +24,7 @@ const BACKDATE: Duration = Duration::hours(1);
 fn params(hostname: &str, now: OffsetDateTime) -> Result<CertificateParams, CertError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, hostname);
+    params.distinguished_name.push(DnType::CommonName, hostname);
     let mut names = Vec::new();
     for dns in [hostname, "localhost"] {
         let name = dns.try_into().map_err(|e| CertError::Generate {
@@ -69,9 +67,8 @@ pub fn renew_if_near_end(
     hostname: &str,
     now: OffsetDateTime,
 ) -> Result<bool, CertError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|e| files::io_error(path, "cannot read", e))
-    };
+    let read =
+        |path: &Path| std::fs::read(path).map_err(|e| files::io_error(path, "cannot read", e));
     let cert_pem = read(cert)?;
     let der = files::parse_certs(cert, &cert_pem)?.remove(0);
     let x509 = files::parse_x509(cert, &der)?;
@@ -155,8 +152,13 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         // The same key: the renewed certificate goes with the old key file.
         let pair = files::parse_key(&kp, key.as_bytes()).unwrap().1;
-        let der = files::parse_certs(&cp, renewed.as_bytes()).unwrap().remove(0);
+        let der = files::parse_certs(&cp, renewed.as_bytes())
+            .unwrap()
+            .remove(0);
         let x509 = files::parse_x509(&cp, &der).unwrap();
-        assert_eq!(x509.public_key().raw, rcgen::PublicKeyData::subject_public_key_info(&pair));
+        assert_eq!(
+            x509.public_key().raw,
+            rcgen::PublicKeyData::subject_public_key_info(&pair)
+        );
     }
 }

@@ -522,9 +522,7 @@ impl FileReader<'_> {
         let administrators = t.list(r, "administrators", parsed).unwrap_or_default();
         let smtp_auth = t.opt(r, "smtp_auth", parsed).unwrap_or_default();
         let internet_auth = t.opt(r, "internet_auth", parsed).unwrap_or_default();
-        let require_tls_for_auth = t
-            .opt(r, "require_tls_for_auth", boolean)
-            .unwrap_or(false);
+        let require_tls_for_auth = t.opt(r, "require_tls_for_auth", boolean).unwrap_or(false);
         let tls = t.table(r, "tls").and_then(|tls| {
             tls.known(r, &["cert", "key"]);
             let cert = tls.req(r, "cert", non_empty);

@@ -16,8 +16,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// The filter without `MAILHOP_LOG`: mailhop at `info`; the libraries'
 /// chatter (a TLS client without SNI, DNS retries) only when it matters.
-pub const DEFAULT_FILTER: &str =
-    "info,rustls=error,tokio_rustls=error,hickory_proto=error,hickory_resolver=warn,hickory_server=warn,mail_auth=warn";
+pub const DEFAULT_FILTER: &str = "info,rustls=error,tokio_rustls=error,hickory_proto=error,hickory_resolver=warn,hickory_server=warn,mail_auth=warn";
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -47,7 +46,8 @@ pub fn colour(stderr_is_terminal: bool, no_color: Option<&str>) -> bool {
 
 /// Installs the subscriber: standard error, and `file` when given.
 pub fn init(format: LogFormat, file: Option<LogFile>) -> io::Result<()> {
-    let filter = EnvFilter::try_from_env("MAILHOP_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_env("MAILHOP_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let ansi = colour(
         io::stderr().is_terminal(),
         std::env::var("NO_COLOR").ok().as_deref(),
@@ -108,11 +108,14 @@ impl Rotating {
         if let Some(parent) = spec.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let file = open_append(&spec.path).map_err(|e| {
-            io::Error::new(e.kind(), format!("{}: {e}", spec.path.display()))
-        })?;
+        let file = open_append(&spec.path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", spec.path.display())))?;
         let size = file.metadata()?.len();
-        Ok(Rotating(Arc::new(Mutex::new(RotatingFile { spec, file, size }))))
+        Ok(Rotating(Arc::new(Mutex::new(RotatingFile {
+            spec,
+            file,
+            size,
+        }))))
     }
 }
 

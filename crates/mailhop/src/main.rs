@@ -118,7 +118,12 @@ struct LogArgs {
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
     /// Rotate the log file when it passes this size (e.g. 10MB, 512KB).
-    #[arg(long, value_name = "SIZE", default_value = "10MB", requires = "log_file")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "10MB",
+        requires = "log_file"
+    )]
     log_max_size: directory::Size,
     /// Rotated log files kept (FILE.1 the newest).
     #[arg(long, value_name = "N", default_value_t = 5, requires = "log_file")]

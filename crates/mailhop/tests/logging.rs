@@ -13,14 +13,32 @@ use common::*;
 fn certificate(dir: &std::path::Path) -> (String, String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=mail.acme.com", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mail.acme.com",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (cert.display().to_string(), key.display().to_string())
 }
 
@@ -55,8 +73,16 @@ with smtplib.SMTP("127.0.0.1", {port}) as s:
 "#,
         port = server.submission.port()
     );
-    let py = Command::new("python3").arg("-c").arg(&script).output().unwrap();
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     wait_for(
         || {
             std::fs::read_to_string(&log_file)
@@ -73,7 +99,10 @@ with smtplib.SMTP("127.0.0.1", {port}) as s:
     for line in text.lines() {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{line}");
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
         let message = v["fields"]["message"].as_str().unwrap_or_default();
         if message.contains("Authentication failed for user jane.doe@acme.com") {
             failed += 1;
@@ -86,7 +115,9 @@ with smtplib.SMTP("127.0.0.1", {port}) as s:
     );
     // Standard error has the same lines.
     assert_eq!(
-        stderr.matches("Authentication failed for user jane.doe@acme.com").count(),
+        stderr
+            .matches("Authentication failed for user jane.doe@acme.com")
+            .count(),
         1,
         "{stderr}"
     );
@@ -98,14 +129,25 @@ fn the_log_file_is_owner_only_and_rotated_by_size() {
     let log_file = dir.path().join("console.log");
     let log_arg = log_file.display().to_string();
     let server = TestServer::start(Setup {
-        args: &["--log-file", &log_arg, "--log-max-size", "8KB", "--log-keep", "2"],
+        args: &[
+            "--log-file",
+            &log_arg,
+            "--log-max-size",
+            "8KB",
+            "--log-keep",
+            "2",
+        ],
         ..Setup::default()
     });
     // Enough logged lines (each message is logged) to pass 8 KiB twice.
     let mut c = server.client();
     let mut sent = 0;
     while !dir.path().join("console.log.2").exists() && sent < 2_000 {
-        c.send_ok("a@example.org", &["jane.doe@acme.com"], &format!("m{sent} {}", "x".repeat(200)));
+        c.send_ok(
+            "a@example.org",
+            &["jane.doe@acme.com"],
+            &format!("m{sent} {}", "x".repeat(200)),
+        );
         sent += 1;
     }
     assert!(dir.path().join("console.log.1").exists());
@@ -141,7 +183,11 @@ fn a_message_without_a_message_id_gets_one_that_track_finds() {
     let id = ids[0].trim_end().trim_end_matches('>');
     assert!(id.ends_with("@mail.acme.com"), "{id}");
     wait_for(
-        || server.console(&format!("track --id {id}")).contains("jane.doe@acme.com"),
+        || {
+            server
+                .console(&format!("track --id {id}"))
+                .contains("jane.doe@acme.com")
+        },
         "the delivery event under the new Message-ID",
     );
     assert!(

@@ -277,7 +277,12 @@ fn drop_drop_and_report_and_move_to_dispose_of_the_original_recipients() {
         let r = c.mail(from, to, &raw(from, to[0], subject, "", "text"));
         assert!(r.starts_with("250"), "{subject}: {r}");
     };
-    mail(&mut c, "a@example.org", &["jane.doe@acme.com"], "please drop me");
+    mail(
+        &mut c,
+        "a@example.org",
+        &["jane.doe@acme.com"],
+        "please drop me",
+    );
     mail(
         &mut c,
         "jane.doe@acme.com",
@@ -296,7 +301,10 @@ fn drop_drop_and_report_and_move_to_dispose_of_the_original_recipients() {
     server.wait_mail("mail/quarantine", 1);
     // Jane: the plain message and the one report about "bounce me now".
     server.wait_mail("mail/jdoe", 2);
-    wait_for(|| server.stat("Mail.TotalPending") == 0, "an empty mail box");
+    wait_for(
+        || server.stat("Mail.TotalPending") == 0,
+        "an empty mail box",
+    );
     // Every copy there is, counted, once nothing is pending.
     assert_eq!(count(&server, "mail/jdoe", "plain"), 1);
     assert_eq!(count(&server, "mail/jdoe", "please drop me"), 0);
@@ -360,7 +368,8 @@ fn move_to_a_mail_file_no_one_owns_is_refused_by_check() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(
-        format!("{stdout}{stderr}").contains("move-to:\"mail/nowhere\" names no mail-in database or person"),
+        format!("{stdout}{stderr}")
+            .contains("move-to:\"mail/nowhere\" names no mail-in database or person"),
         "{stdout}{stderr}"
     );
 }

@@ -22,7 +22,10 @@ fn mailhop(args: &[&str]) -> (bool, String, String) {
 fn the_manual_page_renders_with_man() {
     let (ok, roff, err) = mailhop(&["man"]);
     assert!(ok, "{err}");
-    assert!(roff.starts_with(".ie") || roff.contains(".TH mailhop"), "{roff}");
+    assert!(
+        roff.starts_with(".ie") || roff.contains(".TH mailhop"),
+        "{roff}"
+    );
     let mut man = Command::new("man")
         .args(["-l", "-"])
         .env("MANPAGER", "cat")
@@ -32,9 +35,17 @@ fn the_manual_page_renders_with_man() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("man (man-db)");
-    man.stdin.take().unwrap().write_all(roff.as_bytes()).unwrap();
+    man.stdin
+        .take()
+        .unwrap()
+        .write_all(roff.as_bytes())
+        .unwrap();
     let out = man.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let page = String::from_utf8_lossy(&out.stdout);
     for section in ["NAME", "SYNOPSIS", "DESCRIPTION", "SUBCOMMANDS"] {
         assert!(page.contains(section), "{section}: {page}");
@@ -52,14 +63,22 @@ fn the_bash_completion_script_loads_and_completes_subcommands() {
     let path = dir.path().join("mailhop.bash");
     std::fs::write(&path, &script).unwrap();
     let syntax = Command::new("bash").arg("-n").arg(&path).output().unwrap();
-    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
     // Loaded, it completes `mailhop se` to `serve`.
     let probe = format!(
         "source '{}'; COMP_WORDS=(mailhop se); COMP_CWORD=1; COMP_LINE='mailhop se'; COMP_POINT=10; _mailhop mailhop se mailhop; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
         path.display()
     );
     let out = Command::new("bash").arg("-c").arg(&probe).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let words: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
@@ -77,8 +96,11 @@ fn the_bash_completion_script_loads_and_completes_subcommands() {
 fn help_directory_prints_the_reference_built_into_the_binary() {
     let (ok, text, err) = mailhop(&["help", "directory"]);
     assert!(ok, "{err}");
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/DIRECTORY.md"))
-        .unwrap();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/DIRECTORY.md"
+    ))
+    .unwrap();
     assert_eq!(text, doc);
     let (ok, text, _) = mailhop(&["help", "serve"]);
     assert!(ok && text.contains("--log-file <FILE>"), "{text}");
@@ -106,7 +128,9 @@ fn every_option_of_every_command_has_help_text() {
         for (i, line) in lines.iter().enumerate() {
             let t = line.trim_start();
             let indent = line.len() - t.len();
-            if !t.starts_with("--") && !(t.starts_with('-') && t.chars().nth(1).is_some_and(char::is_alphabetic)) {
+            if !t.starts_with("--")
+                && !(t.starts_with('-') && t.chars().nth(1).is_some_and(char::is_alphabetic))
+            {
                 continue;
             }
             let beside = t.trim_end().contains("  ");
@@ -124,8 +148,11 @@ fn every_option_of_every_command_has_help_text() {
 
 #[test]
 fn the_systemd_unit_runs_unprivileged_and_hardened() {
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/mailhop.service"))
-        .unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dist/mailhop.service"
+    ))
+    .unwrap();
     let has = |line: &str| unit.lines().any(|l| l.trim() == line);
     for line in [
         "User=mailhop",

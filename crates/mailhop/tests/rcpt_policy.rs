@@ -236,9 +236,7 @@ fn check_warns_once_per_field_not_applied() {
 
 #[test]
 fn serve_prints_the_same_warnings() {
-    let server = TestServer::start(Setup::config(
-        "mailboxes = 3",
-    ));
+    let server = TestServer::start(Setup::config("mailboxes = 3"));
     let warnings: Vec<String> = server
         .log()
         .lines()

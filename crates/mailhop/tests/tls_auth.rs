@@ -12,14 +12,32 @@ use common::*;
 fn certificate(dir: &std::path::Path) -> (String, String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=mail.acme.com", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mail.acme.com",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (cert.display().to_string(), key.display().to_string())
 }
 
@@ -83,7 +101,11 @@ fn run_clients(server: &TestServer, require: bool) -> String {
         .arg(if require { "1" } else { "0" })
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -138,7 +160,10 @@ fn require_tls_for_auth_without_tls_is_a_directory_error() {
         .replace("{CONFIG}", "")
         .replace("{EXTRA}", "")
         .replace("{JANE_HASH}", jane_hash())
-        .replace("data = \"data/mail\"\n", "data = \"data/mail\"\nrequire_tls_for_auth = true\n");
+        .replace(
+            "data = \"data/mail\"\n",
+            "data = \"data/mail\"\nrequire_tls_for_auth = true\n",
+        );
     let path = tmp.path().join("directory.toml");
     std::fs::write(&path, &text).unwrap();
     let out = Command::new(BIN)

@@ -89,17 +89,33 @@ except ssl.SSLCertVerificationError:
 "#,
         cert = cert.display()
     );
-    let py = Command::new("python3").arg("-c").arg(&tls).output().unwrap();
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(&tls)
+        .output()
+        .unwrap();
     assert!(
         py.status.success(),
         "{}",
         String::from_utf8_lossy(&py.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&py.stdout), "mail.mailhop.localhost\n");
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout),
+        "mail.mailhop.localhost\n"
+    );
     {
         use std::os::unix::fs::PermissionsExt as _;
-        for name in ["cert.pem", "key.pem", "directory.toml", "mail/store/mailhop.db", "mail/store/mailhop.db-wal"] {
-            let mode = std::fs::metadata(data.join(name)).unwrap().permissions().mode();
+        for name in [
+            "cert.pem",
+            "key.pem",
+            "directory.toml",
+            "mail/store/mailhop.db",
+            "mail/store/mailhop.db-wal",
+        ] {
+            let mode = std::fs::metadata(data.join(name))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{name}");
         }
         let mode = std::fs::metadata(&data).unwrap().permissions().mode();

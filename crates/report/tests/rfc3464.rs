@@ -70,7 +70,8 @@ fn python_check(report: &[u8], recipients: usize) -> String {
 
 #[test]
 fn a_report_passes_an_rfc_3464_check_by_pythons_email_package() {
-    let original = "From: a@x.test\r\nSubject: Quarterly ümlaut\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n";
+    let original =
+        "From: a@x.test\r\nSubject: Quarterly ümlaut\r\nMessage-ID: <1@x>\r\n\r\nbody\r\n";
     let long = "refused ".repeat(300);
     let failures = [
         FailedRecipient {
@@ -107,6 +108,9 @@ fn a_report_passes_an_rfc_3464_check_by_pythons_email_package() {
     // The address is kept readable as RFC 6533 writes what is not ASCII.
     assert_eq!(lines.next(), Some("rfc822; j\\x{FC}rgen@acme.com"));
     let diag = lines.next().unwrap();
-    assert!(diag.starts_with("X-Notes; Zustellung fehlgeschlagen:  refused"), "{diag}");
+    assert!(
+        diag.starts_with("X-Notes; Zustellung fehlgeschlagen:  refused"),
+        "{diag}"
+    );
     assert!(diag.ends_with("..."), "cut short: {diag}");
 }

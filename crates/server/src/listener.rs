@@ -353,7 +353,10 @@ impl SessionHandler for Handler {
         match disposition {
             crate::mailrules::Disposition::Route => {}
             crate::mailrules::Disposition::Hold(reason) => held = Some(reason),
-            crate::mailrules::Disposition::Drop { rule, report: with_report } => {
+            crate::mailrules::Disposition::Drop {
+                rule,
+                report: with_report,
+            } => {
                 recipients.clear();
                 events.extend(ruled.dropped_events(&rule, with_report));
                 if with_report {
@@ -368,8 +371,11 @@ impl SessionHandler for Handler {
         }
         let is_held = held.is_some();
         let mut batch: Vec<(Incoming, headers::Fields, bool)> = Vec::with_capacity(3);
-        let (message_id, subject, hop_count) =
-            (fields.message_id.clone(), fields.subject.clone(), fields.received);
+        let (message_id, subject, hop_count) = (
+            fields.message_id.clone(),
+            fields.subject.clone(),
+            fields.received,
+        );
         if !recipients.is_empty() || !derived.is_empty() {
             let incoming = Incoming {
                 from: env.from.clone(),
@@ -440,7 +446,9 @@ impl SessionHandler for Handler {
         };
         match stored {
             Ok(queued) => {
-                let id = queued.first().map_or_else(|| "0".to_owned(), |q| q.id.to_string());
+                let id = queued
+                    .first()
+                    .map_or_else(|| "0".to_owned(), |q| q.id.to_string());
                 for (q, go) in queued.into_iter().zip(submit) {
                     if go {
                         inst.router.submit(q).await;
@@ -455,7 +463,6 @@ impl SessionHandler for Handler {
         }
     }
 }
-
 
 /// What sender authentication added to a message: the
 /// `Authentication-Results:` header, and the Held reason of a DMARC

@@ -16,8 +16,8 @@
 //! `routing::rules`'.
 
 use directory::{Config, RuleAction};
-use routing::rules::{Facts, Matched, evaluate, needs_content};
 use report::{FailedRecipient, ReportInput};
+use routing::rules::{Facts, Matched, evaluate, needs_content};
 use smtp::{Envelope, Reply};
 use store::RoutingEvent;
 
@@ -320,8 +320,11 @@ mod tests {
     #[test]
     fn drop_report_and_move_to() {
         let none = |_: &str| -> Option<String> { None };
-        let d = decide(vec![m(RuleAction::DropAndReport, 1), m(RuleAction::Hold, 2)], none)
-            .expect("not refused");
+        let d = decide(
+            vec![m(RuleAction::DropAndReport, 1), m(RuleAction::Hold, 2)],
+            none,
+        )
+        .expect("not refused");
         assert_eq!(
             d.disposition,
             Disposition::Drop {
@@ -338,8 +341,11 @@ mod tests {
             }
         );
         let found = |t: &str| (t == "mail/quarantine").then(|| "Quarantine".to_owned());
-        let d = decide(vec![m(RuleAction::MoveTo("mail/quarantine".into()), 1)], found)
-            .expect("not refused");
+        let d = decide(
+            vec![m(RuleAction::MoveTo("mail/quarantine".into()), 1)],
+            found,
+        )
+        .expect("not refused");
         assert_eq!(
             d.disposition,
             Disposition::MoveTo {
@@ -348,8 +354,8 @@ mod tests {
             }
         );
         // A target the directory no longer names: held, not lost.
-        let d = decide(vec![m(RuleAction::MoveTo("mail/gone".into()), 1)], found)
-            .expect("not refused");
+        let d =
+            decide(vec![m(RuleAction::MoveTo("mail/gone".into()), 1)], found).expect("not refused");
         assert!(
             matches!(&d.disposition, Disposition::Hold(r) if r.contains("names no mail-in")),
             "{:?}",

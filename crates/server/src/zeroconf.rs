@@ -30,7 +30,8 @@ pub fn ensure(folder: &Path) -> anyhow::Result<ZeroConfig> {
         let (cert, key) = (folder.join("cert.pem"), folder.join("key.pem"));
         if cert.exists() && key.exists() {
             // A year's certificate near its end is renewed, same key.
-            match certify::renew_if_near_end(&cert, &key, HOSTNAME, time::OffsetDateTime::now_utc()) {
+            match certify::renew_if_near_end(&cert, &key, HOSTNAME, time::OffsetDateTime::now_utc())
+            {
                 Ok(true) => tracing::info!(
                     "Server: TLS certificate {} renewed for {} days",
                     cert.display(),

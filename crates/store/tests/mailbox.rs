@@ -592,7 +592,12 @@ async fn store_files_are_for_their_owner_only() {
         .await
         .expect("accept");
     let mut seen = Vec::new();
-    for name in ["mailhop.db", "mailhop.db-wal", "mailhop.db-shm", "mailhop.lock"] {
+    for name in [
+        "mailhop.db",
+        "mailhop.db-wal",
+        "mailhop.db-shm",
+        "mailhop.lock",
+    ] {
         let mode = std::fs::metadata(dir.path().join(name))
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .permissions()

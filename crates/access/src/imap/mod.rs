@@ -50,10 +50,7 @@ use tokio::sync::broadcast;
 
 use crate::conn::{Conn, Io, SessionError};
 use crate::pop3::blocking;
-use crate::{
-    AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener,
-    sasl,
-};
+use crate::{AccessConfig, AccessHandler, AccessStats, Login, Protocol, listener, sasl};
 use fetch::Meta;
 
 /// The largest command (with its literals) accepted, e.g. an APPEND.
