@@ -346,17 +346,7 @@ fn drop_drop_and_report_and_move_to_dispose_of_the_original_recipients() {
 #[test]
 fn move_to_a_mail_file_no_one_owns_is_refused_by_check() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = ACME
-        .replace("{SMTP}", "127.0.0.1:0")
-        .replace("{SUBMISSION}", "127.0.0.1:0")
-        .replace("{POP3}", "127.0.0.1:0")
-        .replace("{IMAP}", "127.0.0.1:0")
-        .replace(
-            "{CONFIG}",
-            "[[configuration.rule]]\naction = \"move-to:mail/nowhere\"",
-        )
-        .replace("{EXTRA}", "")
-        .replace("{JANE_HASH}", jane_hash());
+    let text = acme_text("[[configuration.rule]]\naction = \"move-to:mail/nowhere\"");
     let path = tmp.path().join("directory.toml");
     std::fs::write(&path, &text).unwrap();
     let out = std::process::Command::new(BIN)

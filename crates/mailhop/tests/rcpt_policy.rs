@@ -191,17 +191,9 @@ fn a_reverse_name_that_does_not_resolve_back_is_not_used() {
 #[test]
 fn check_warns_once_per_field_not_applied() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = ACME
-        .replace("{SMTP}", "127.0.0.1:0")
-        .replace("{SUBMISSION}", "127.0.0.1:0")
-        .replace("{POP3}", "127.0.0.1:0")
-        .replace("{IMAP}", "127.0.0.1:0")
-        .replace(
-            "{CONFIG}",
-            "journal_to = \"audit@acme.com\"\nlow_priority_window = \"01:00-05:00\"\nmailboxes = 2\nsmtp_reachable = \"always\"\n[[configuration.rule]]\naction = \"drop\"",
-        )
-        .replace("{EXTRA}", "")
-        .replace("{JANE_HASH}", jane_hash());
+    let text = acme_text(
+        "journal_to = \"audit@acme.com\"\nlow_priority_window = \"01:00-05:00\"\nmailboxes = 2\nsmtp_reachable = \"always\"\n[[configuration.rule]]\naction = \"drop\"",
+    );
     let path = tmp.path().join("directory.toml");
     std::fs::write(&path, &text).unwrap();
     let line_of = |needle: &str| {

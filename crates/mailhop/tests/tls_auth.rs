@@ -8,39 +8,6 @@ use std::process::Command;
 
 use common::*;
 
-/// A self-signed certificate for mail.acme.com in `dir` (openssl).
-fn certificate(dir: &std::path::Path) -> (String, String) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args([
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mail.acme.com",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert.display().to_string(), key.display().to_string())
-}
-
 const CLIENTS: &str = r#"
 import imaplib, poplib, smtplib, ssl, sys
 smtp_port, pop_port, imap_port = (int(p) for p in sys.argv[1:4])
@@ -152,18 +119,10 @@ fn without_it_a_loopback_client_may_log_in_without_tls() {
 #[test]
 fn require_tls_for_auth_without_tls_is_a_directory_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = ACME
-        .replace("{SMTP}", "127.0.0.1:0")
-        .replace("{SUBMISSION}", "127.0.0.1:0")
-        .replace("{POP3}", "127.0.0.1:0")
-        .replace("{IMAP}", "127.0.0.1:0")
-        .replace("{CONFIG}", "")
-        .replace("{EXTRA}", "")
-        .replace("{JANE_HASH}", jane_hash())
-        .replace(
-            "data = \"data/mail\"\n",
-            "data = \"data/mail\"\nrequire_tls_for_auth = true\n",
-        );
+    let text = acme_text("").replace(
+        "data = \"data/mail\"\n",
+        "data = \"data/mail\"\nrequire_tls_for_auth = true\n",
+    );
     let path = tmp.path().join("directory.toml");
     std::fs::write(&path, &text).unwrap();
     let out = Command::new(BIN)

@@ -607,3 +607,49 @@ pub fn status(reply: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// The Acme directory text with no ports bound (`127.0.0.1:0`) and these
+/// `[[configuration]]` lines, for `mailhop check`.
+pub fn acme_text(config: &str) -> String {
+    ACME.replace("{SMTP}", "127.0.0.1:0")
+        .replace("{SUBMISSION}", "127.0.0.1:0")
+        .replace("{POP3}", "127.0.0.1:0")
+        .replace("{IMAP}", "127.0.0.1:0")
+        .replace("{CONFIG}", config)
+        .replace("{EXTRA}", "")
+        .replace("{JANE_HASH}", jane_hash())
+}
+
+/// A self-signed certificate for mail.acme.com in `dir` (openssl):
+/// (certificate file, key file).
+pub fn certificate(dir: &std::path::Path) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mail.acme.com",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert.display().to_string(), key.display().to_string())
+}
